@@ -1,0 +1,3 @@
+"""genlab: learn a distribution, sample from it, across modalities."""
+
+__version__ = "0.1.0"
