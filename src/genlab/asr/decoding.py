@@ -1,0 +1,330 @@
+"""Decoding one 30 s window: the prompt, logit filters, greedy or beam search, language identification.
+
+Follows the procedure of Radford et al. 2022 (section 4.5 and appendix): suppress blanks and non-speech
+symbols, enforce the timestamp grammar, pick greedily or by beam search, and report the average log-probability,
+the compression ratio and the no-speech probability that the long-form loop (:mod:`genlab.asr.transcribe`)
+uses to accept a window or fall back to sampling at a higher temperature.
+
+The loop is written out in :func:`decode`; the parts it uses are small: logit filters (functions over
+``(B, V)`` logits) and two token choosers (greedy/sampling and beam search).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+
+from .model import KVCache, Whisper
+from .tokenizer import WhisperTokenizer
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    task: str = "transcribe"  # or "translate" (to English)
+    language: str | None = None  # None: detect it from the audio
+    temperature: float = 0.0
+    sample_len: int | None = None  # most tokens to generate (default: half the text context)
+    best_of: int | None = None  # independent samples at temperature > 0; the best is kept
+    beam_size: int | None = None  # None or 1: greedy
+    patience: float = 1.0  # beam search stops after round(beam_size * patience) finished hypotheses
+    length_penalty: float | None = None  # None: rank by log-prob / length
+    prompt: list[int] | str | None = None  # previous text, after <|startofprev|>
+    suppress_tokens: str | list[int] | None = "-1"  # -1: the non-speech symbols
+    suppress_blank: bool = True
+    without_timestamps: bool = False
+    max_initial_timestamp: float | None = 1.0
+    seed: int = 0  # for sampling at temperature > 0
+
+
+@dataclass
+class DecodingResult:
+    tokens: list[int]  # sampled tokens, without the prompt and the final <|endoftext|>
+    text: str
+    language: str
+    language_probs: dict[str, float] | None = None
+    avg_logprob: float = float("nan")
+    sum_logprob: float = float("nan")
+    no_speech_prob: float = float("nan")
+    temperature: float = 0.0
+    compression_ratio: float = float("nan")
+    extra: dict = field(default_factory=dict)
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes over zlib-compressed bytes: repetition loops compress well, so a high ratio flags them."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Language identification
+
+
+@torch.no_grad()
+def detect_language(
+    model: Whisper, audio_features: torch.Tensor, tokenizer: WhisperTokenizer
+) -> tuple[list[str], list[dict[str, float]]]:
+    """One decoder step after ``<|startoftranscript|>``: the distribution over the language tokens.
+
+    ``audio_features``: ``(B, 1500, d)``. Returns the most likely code and all probabilities per item.
+    """
+    if not tokenizer.language_tokens or not model.is_multilingual:
+        return ["en"] * audio_features.shape[0], [{"en": 1.0}] * audio_features.shape[0]
+    B = audio_features.shape[0]
+    sot = torch.full((B, 1), tokenizer.sot, dtype=torch.long, device=audio_features.device)
+    logits = model.logits(sot, audio_features)[:, 0]  # (B, V)
+    lang = torch.tensor(tokenizer.language_tokens[: model.num_languages], device=logits.device)
+    probs = logits[:, lang].float().softmax(dim=-1)  # (B, n_languages)
+    codes = tokenizer.language_codes[: len(lang)]
+    best = [codes[i] for i in probs.argmax(dim=-1).tolist()]
+    return best, [dict(zip(codes, p)) for p in probs.tolist()]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Logit filters: each takes (B, V) logits and the (B, T) tokens so far, and masks what may not come next.
+
+
+def suppress_blank(logits: torch.Tensor, tokens: torch.Tensor, sample_begin: int, tok: WhisperTokenizer) -> None:
+    """A transcript may not start with a space or end immediately."""
+    if tokens.shape[1] == sample_begin:
+        logits[:, tok.encode(" ") + [tok.eot]] = -float("inf")
+
+
+def apply_timestamp_rules(
+    logits: torch.Tensor, tokens: torch.Tensor, sample_begin: int, tok: WhisperTokenizer, max_initial: int | None
+) -> None:
+    """Whisper's timestamp grammar: timestamps come in pairs around text, never go backwards, the first one is
+    at most ``max_initial`` steps in, and a timestamp is forced when timestamps together outweigh any text token.
+    """
+    tb = tok.timestamp_begin
+    logits[:, tok.no_timestamps] = -float("inf")
+    for k, seq in enumerate(tokens[:, sample_begin:].tolist()):
+        last_ts = len(seq) >= 1 and seq[-1] >= tb
+        penultimate_ts = len(seq) < 2 or seq[-2] >= tb
+        if last_ts:
+            if penultimate_ts:  # a pair was just closed (or it is the very first one): text must follow
+                logits[k, tb:] = -float("inf")
+            else:  # an opening timestamp ends the text: another timestamp or the end
+                logits[k, : tok.eot] = -float("inf")
+        stamps = [t for t in seq if t >= tb]
+        if stamps:
+            # Never backwards; after a closing timestamp the next segment starts strictly later.
+            floor = stamps[-1] if (last_ts and not penultimate_ts) else stamps[-1] + 1
+            logits[k, tb:floor] = -float("inf")
+    if tokens.shape[1] == sample_begin:
+        logits[:, :tb] = -float("inf")  # the text starts with a timestamp
+        if max_initial is not None:
+            logits[:, tb + max_initial + 1 :] = -float("inf")
+    logprobs = F.log_softmax(logits.float(), dim=-1)
+    ts_mass = logprobs[:, tb:].logsumexp(dim=-1)  # (B,)
+    text_best = logprobs[:, :tb].max(dim=-1).values
+    logits[ts_mass > text_best, :tb] = -float("inf")
+
+
+def suppress_token_list(opts: DecodingOptions, tok: WhisperTokenizer) -> list[int]:
+    sup = opts.suppress_tokens
+    if isinstance(sup, str):
+        sup = [int(t) for t in sup.split(",") if t.strip()]
+    sup = list(sup or [])
+    if -1 in sup:
+        sup = [t for t in sup if t >= 0] + list(tok.non_speech_tokens)
+    sup += [tok.transcribe, tok.translate, tok.sot, tok.sot_prev, tok.sot_lm, tok.no_speech]
+    return sorted(set(sup))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The decoding loop
+
+
+def _prompt_tokens(opts: DecodingOptions, tok: WhisperTokenizer, n_ctx: int) -> tuple[list[int], int]:
+    """``[<|startofprev|> prompt...] <|sot|> <|lang|> <|task|> [<|notimestamps|>]`` and the index of sot."""
+    seq = list(tok.sot_sequence)
+    if opts.without_timestamps:
+        seq.append(tok.no_timestamps)
+    prefix: list[int] = []
+    if opts.prompt:
+        prompt = tok.encode(" " + opts.prompt.strip()) if isinstance(opts.prompt, str) else list(opts.prompt)
+        prefix = [tok.sot_prev] + prompt[-(n_ctx // 2 - 1) :]
+    return prefix + seq, len(prefix)
+
+
+@torch.no_grad()
+def decode(
+    model: Whisper,
+    mel: torch.Tensor | None,
+    tokenizer: WhisperTokenizer,
+    options: DecodingOptions = DecodingOptions(),
+    audio_features: torch.Tensor | None = None,
+) -> list[DecodingResult]:
+    """Decode a batch of 30 s windows. ``mel``: ``(B, n_mels, 3000)`` (or pass ``audio_features``)."""
+    opts = options
+    if audio_features is None:
+        audio_features = model.embed_audio(mel)  # (B, 1500, d)
+    B = audio_features.shape[0]
+    language_probs = None
+    languages = [opts.language] * B
+    if opts.language is None and model.is_multilingual:
+        languages, language_probs = detect_language(model, audio_features, tokenizer)
+    elif not model.is_multilingual:
+        languages = ["en"] * B
+
+    results = []
+    # Windows in a batch may have detected different languages: group them by their sot sequence.
+    for lang in dict.fromkeys(languages):
+        rows = [i for i in range(B) if languages[i] == lang]
+        tok = tokenizer.with_options(language=lang if model.is_multilingual else None, task=opts.task)
+        group = _decode_group(model, audio_features[rows], tok, opts)
+        for i, r in zip(rows, group):
+            r.language = lang
+            r.language_probs = language_probs[i] if language_probs else None
+        results.extend(zip(rows, group))
+    return [r for _, r in sorted(results, key=lambda x: x[0])]
+
+
+def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, opts: DecodingOptions):
+    n_ctx = model.config.n_text_ctx
+    sample_len = opts.sample_len or n_ctx // 2
+    initial, sot_index = _prompt_tokens(opts, tok, n_ctx)
+    sample_begin = len(initial)
+    if sample_begin + sample_len > n_ctx:
+        sample_len = n_ctx - sample_begin
+    beam = opts.beam_size if (opts.beam_size or 1) > 1 and opts.temperature == 0 else None
+    n_group = beam or (opts.best_of if opts.temperature > 0 and opts.best_of else 1)
+    B = features.shape[0]
+    device = features.device
+    max_initial = None
+    if opts.max_initial_timestamp is not None:
+        max_initial = round(opts.max_initial_timestamp / 0.02)  # in 20 ms timestamp steps
+    suppress = torch.tensor(suppress_token_list(opts, tok), device=device)
+
+    def filter_logits(logits: torch.Tensor, tokens: torch.Tensor) -> None:
+        if opts.suppress_blank:
+            suppress_blank(logits, tokens, sample_begin, tok)
+        logits[:, suppress] = -float("inf")
+        if not opts.without_timestamps:
+            apply_timestamp_rules(logits, tokens, sample_begin, tok, max_initial)
+
+    # Each window is repeated n_group times (beams or samples); the audio keys/values are computed once per row.
+    features = features.repeat_interleave(n_group, dim=0)  # (B * n_group, S, d)
+    cache = KVCache(model, features, max_len=sample_begin + sample_len + 1)
+    tokens = torch.tensor([initial] * (B * n_group), dtype=torch.long, device=device)  # (B*n, T0)
+    logits = model.logits(tokens, features, cache, positions=[sot_index, -1])  # (B*n, 2, V)
+    no_speech = logits[::n_group, 0].float().softmax(dim=-1)[:, tok.no_speech].tolist()
+    logits = logits[:, -1]  # (B*n, V)
+
+    if beam:
+        seqs, sum_lp = _beam_search(model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len)
+    else:
+        seqs, sum_lp = _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len)
+
+    results = []
+    for b in range(B):
+        cands = seqs[b * n_group : (b + 1) * n_group] if not beam else seqs[b]
+        lps = sum_lp[b * n_group : (b + 1) * n_group] if not beam else [c[1] for c in cands]
+        cand_tokens = [c[sample_begin:] for c in (cands if not beam else [c[0] for c in cands])]
+        cand_tokens = [t[: t.index(tok.eot)] if tok.eot in t else t for t in cand_tokens]
+        scores = [_rank_score(lp, len(t), opts.length_penalty) for t, lp in zip(cand_tokens, lps)]
+        best = max(range(len(scores)), key=lambda i: scores[i])
+        text = tok.decode(cand_tokens[best]).strip()
+        results.append(DecodingResult(
+            tokens=cand_tokens[best], text=text, language=tok.language or "en",
+            avg_logprob=lps[best] / (len(cand_tokens[best]) + 1), sum_logprob=lps[best],
+            no_speech_prob=no_speech[b], temperature=opts.temperature, compression_ratio=compression_ratio(text),
+        ))
+    return results
+
+
+def _rank_score(logprob: float, length: int, length_penalty: float | None) -> float:
+    # Wu et al. 2016 length penalty ((5 + L) / 6) ** alpha; without one, the mean log-prob per token.
+    penalty = length if length_penalty is None else ((5 + length) / 6) ** length_penalty
+    return logprob / max(penalty, 1e-9)
+
+
+def _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len):
+    """Greedy (temperature 0) or ancestral sampling; all rows run until every one has emitted <|endoftext|>."""
+    N = tokens.shape[0]
+    gen = torch.Generator(device=tokens.device).manual_seed(opts.seed) if opts.temperature > 0 else None
+    sum_logprobs = torch.zeros(N, device=tokens.device)
+    out = [tokens]
+    finished = torch.zeros(N, dtype=torch.bool, device=tokens.device)
+    current = tokens
+    for step in range(sample_len):
+        if step > 0:
+            logits = model.logits(current[:, -1:], features, cache, positions=[-1])[:, -1]  # (N, V)
+        filter_logits(logits, current)
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        if opts.temperature == 0:
+            next_tok = logits.argmax(dim=-1)
+        else:
+            probs = F.softmax(logits.float() / opts.temperature, dim=-1)
+            next_tok = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+        lp = logprobs.gather(1, next_tok[:, None]).squeeze(1)
+        sum_logprobs += torch.where(finished, torch.zeros_like(lp), lp)
+        next_tok = torch.where(finished, torch.full_like(next_tok, tok.eot), next_tok)
+        finished |= next_tok == tok.eot
+        current = torch.cat([current, next_tok[:, None]], dim=1)
+        if bool(finished.all()) or cache.length + 1 >= cache.max_len:
+            break
+    del out
+    return current.tolist(), sum_logprobs.tolist()
+
+
+def _beam_search(model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len):
+    """Beam search over ``beam`` hypotheses per window; a window is done after ``round(beam * patience)`` of its
+    hypotheses have ended. Returns, per window, a list of (tokens, sum of log-probs)."""
+    N = tokens.shape[0]
+    B = N // beam
+    max_finished = round(beam * opts.patience)
+    sum_logprobs = [0.0] * N
+    finished: list[dict[tuple, float]] = [{} for _ in range(B)]
+    seqs = tokens.tolist()
+    for step in range(sample_len):
+        if step > 0:
+            logits = model.logits(tokens[:, -1:], features, cache, positions=[-1])[:, -1]
+        filter_logits(logits, tokens)
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        top_lp, top_tok = logprobs.topk(beam + 1, dim=-1)  # (N, beam + 1)
+        top_lp, top_tok = top_lp.tolist(), top_tok.tolist()
+        next_seqs, next_lp, sources = [], [], []
+        for b in range(B):
+            scores, origin = {}, {}
+            for j in range(b * beam, (b + 1) * beam):
+                for lp, t in zip(top_lp[j], top_tok[j]):
+                    seq = (*seqs[j], t)
+                    scores[seq] = sum_logprobs[j] + lp
+                    origin[seq] = j
+            kept = 0
+            for seq in sorted(scores, key=scores.get, reverse=True):
+                if seq[-1] == tok.eot:
+                    if len(finished[b]) < max_finished:
+                        finished[b].setdefault(seq, scores[seq])
+                else:
+                    next_seqs.append(seq)
+                    next_lp.append(scores[seq])
+                    sources.append(origin[seq])
+                    kept += 1
+                    if kept == beam:
+                        break
+        index = torch.tensor(sources, device=tokens.device)
+        cache.reorder(index)
+        seqs, sum_logprobs = [list(s) for s in next_seqs], next_lp
+        tokens = torch.tensor(seqs, dtype=torch.long, device=tokens.device)
+        if all(len(f) >= max_finished for f in finished) or cache.length + 1 >= cache.max_len:
+            break
+    out = []
+    for b in range(B):
+        cands = dict(finished[b])
+        if len(cands) < beam:  # the search ran out of steps: keep the live hypotheses too
+            for j in range(b * beam, (b + 1) * beam):
+                cands.setdefault((*seqs[j], tok.eot), sum_logprobs[j])
+                if len(cands) >= beam:
+                    break
+        out.append([(list(s), lp) for s, lp in cands.items()])
+    return out, None
+
+
+def with_temperature(opts: DecodingOptions, t: float) -> DecodingOptions:
+    return replace(opts, temperature=t)

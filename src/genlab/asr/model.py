@@ -1,0 +1,309 @@
+"""Whisper's encoder-decoder transformer (Radford et al. 2022, "Robust Speech Recognition via Large-Scale Weak
+Supervision", figure 1).
+
+The encoder turns a 30 s log-mel window ``(B, n_mels, 3000)`` into ``(B, 1500, d)`` audio features with two
+convolutions (the second halves time) and pre-norm transformer blocks over fixed sinusoidal positions. The
+decoder is a causal transformer over text tokens with learned positions that cross-attends to those features;
+its output is read through the transposed token embedding (tied weights).
+
+Attention is ``F.scaled_dot_product_attention``. Incremental decoding keeps keys and values in an explicit
+:class:`KVCache` passed to :meth:`Whisper.logits` (no forward hooks, no hidden state). Without a cache the
+forward pass is plain and differentiable, ready for the shared trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import pick_preset
+
+
+@dataclass
+class WhisperConfig:
+    """Model dimensions, named as openai-whisper's ``ModelDimensions`` so its checkpoints map one to one."""
+
+    n_mels: int = 80
+    n_audio_ctx: int = 1500  # audio positions after the stride-2 conv: 30 s at 50 per second
+    n_audio_state: int = 512
+    n_audio_head: int = 8
+    n_audio_layer: int = 6
+    n_vocab: int = 51865
+    n_text_ctx: int = 448
+    n_text_state: int = 512
+    n_text_head: int = 8
+    n_text_layer: int = 6
+
+
+def _dims(d: int, heads: int, layers: int, **kw) -> WhisperConfig:
+    return WhisperConfig(
+        n_audio_state=d, n_audio_head=heads, n_audio_layer=layers,
+        n_text_state=d, n_text_head=heads, n_text_layer=layers, **kw,
+    )
+
+
+# The published shapes (tiny.en/base.en/small.en have one token fewer: 51864).
+PRESETS: dict[str, WhisperConfig] = {
+    "tiny": _dims(384, 6, 4),
+    "base": _dims(512, 8, 6),
+    "small": _dims(768, 12, 12),
+    "medium": _dims(1024, 16, 24),
+    "large-v3": _dims(1280, 20, 32, n_mels=128, n_vocab=51866),
+}
+
+
+def preset(name: str) -> WhisperConfig:
+    return pick_preset(PRESETS, name, "Whisper preset")
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal positions ``(length, channels)``: sin in the first half of the channels, cos in the second."""
+    assert channels % 2 == 0
+    log_inc = math.log(max_timescale) / (channels // 2 - 1)
+    inv = torch.exp(-log_inc * torch.arange(channels // 2, dtype=torch.float32))
+    t = torch.arange(length, dtype=torch.float32)[:, None] * inv[None, :]  # (length, channels/2)
+    return torch.cat([t.sin(), t.cos()], dim=1)
+
+
+class KVCache:
+    """Keys and values of every decoder layer, kept between decoding steps.
+
+    Self-attention keys/values are written into tensors preallocated for ``max_len`` positions, so a step costs
+    no concatenation; ``length`` positions are filled. Cross-attention keys/values depend only on the audio and
+    are computed once. Beam search reorders the batch with :meth:`reorder`.
+    """
+
+    def __init__(self, model: Whisper, audio_features: torch.Tensor, max_len: int | None = None):
+        cfg = model.config
+        B = audio_features.shape[0]
+        H, Dh = cfg.n_text_head, cfg.n_text_state // cfg.n_text_head
+        self.max_len = max_len or cfg.n_text_ctx
+        dtype, device = audio_features.dtype, audio_features.device
+        self.self_k = [torch.zeros(B, H, self.max_len, Dh, dtype=dtype, device=device) for _ in model.decoder.blocks]
+        self.self_v = [torch.zeros_like(k) for k in self.self_k]
+        self.cross_kv = [block.cross_attn.project_kv(audio_features) for block in model.decoder.blocks]
+        self.length = 0
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (beam search picks which hypotheses survive)."""
+        self.self_k = [k.index_select(0, index) for k in self.self_k]
+        self.self_v = [v.index_select(0, index) for v in self.self_v]
+        if index.numel() != self.cross_kv[0][0].shape[0] or not torch.equal(
+            index, torch.arange(index.numel(), device=index.device)
+        ):
+            self.cross_kv = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.cross_kv]
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.query = nn.Linear(d, d)
+        self.key = nn.Linear(d, d, bias=False)  # Whisper has no key bias (it would cancel in the softmax)
+        self.value = nn.Linear(d, d)
+        self.out = nn.Linear(d, d)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, Dh)
+
+    def project_kv(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._heads(self.key(source)), self._heads(self.value(source))  # 2 x (B, H, S, Dh)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, C)
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,  # precomputed (B, H, S, Dh) keys and values
+        source: torch.Tensor | None = None,  # (B, S, C) what to attend to when kv is None (default: x)
+        causal: bool = False,
+        mask: torch.Tensor | None = None,  # (T, S) bool, True = may attend
+        return_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, C = x.shape
+        q = self._heads(self.query(x))  # (B, H, T, Dh)
+        k, v = kv if kv is not None else self.project_kv(x if source is None else source)
+        weights = None
+        if return_weights:
+            # Word timing reads the attention pattern itself, which SDPA does not return.
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, T, S)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            elif causal:
+                scores = scores.masked_fill(torch.ones(T, k.shape[2], dtype=torch.bool).triu(1), float("-inf"))
+            weights = scores.float().softmax(dim=-1)
+            y = weights.to(v.dtype) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return self.out(y), weights
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-norm block: self-attention, (decoder only) cross-attention to the audio, then a 4x GELU MLP."""
+
+    def __init__(self, d: int, n_head: int, cross_attention: bool = False):
+        super().__init__()
+        self.attn = MultiHeadAttention(d, n_head)
+        self.attn_ln = nn.LayerNorm(d)
+        self.cross_attn = MultiHeadAttention(d, n_head) if cross_attention else None
+        self.cross_attn_ln = nn.LayerNorm(d) if cross_attention else None
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.mlp_ln = nn.LayerNorm(d)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, C)
+        audio: torch.Tensor | None = None,  # (B, S, C) encoder output, decoder only
+        self_kv: tuple[torch.Tensor, torch.Tensor] | None = None,  # cached keys/values including x's own
+        cross_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        causal: bool = False,
+        mask: torch.Tensor | None = None,
+        return_cross_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = x + self.attn(self.attn_ln(x), kv=self_kv, causal=causal, mask=mask)[0]
+        weights = None
+        if self.cross_attn is not None:
+            y, weights = self.cross_attn(
+                self.cross_attn_ln(x), kv=cross_kv, source=audio, return_weights=return_cross_weights
+            )
+            x = x + y
+        x = x + self.mlp(self.mlp_ln(x))
+        return x, weights
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self, cfg: WhisperConfig):
+        super().__init__()
+        d = cfg.n_audio_state
+        self.conv1 = nn.Conv1d(cfg.n_mels, d, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(d, d, kernel_size=3, stride=2, padding=1)
+        self.register_buffer("positional_embedding", sinusoids(cfg.n_audio_ctx, d), persistent=False)
+        self.blocks = nn.ModuleList(ResidualAttentionBlock(d, cfg.n_audio_head) for _ in range(cfg.n_audio_layer))
+        self.ln_post = nn.LayerNorm(d)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """``(B, n_mels, 2 * T)`` log-mel -> ``(B, T, d)`` audio features (T = n_audio_ctx for a 30 s window)."""
+        x = F.gelu(self.conv1(mel))  # (B, d, 2T)
+        x = F.gelu(self.conv2(x))  # (B, d, T)
+        x = x.transpose(1, 2)  # (B, T, d)
+        if x.shape[1] > self.positional_embedding.shape[0]:
+            raise ValueError(f"audio of {x.shape[1]} positions is longer than n_audio_ctx")
+        x = x + self.positional_embedding[: x.shape[1]].to(x.dtype)
+        for block in self.blocks:
+            x = block(x)[0]
+        return self.ln_post(x)
+
+
+class TextDecoder(nn.Module):
+    def __init__(self, cfg: WhisperConfig):
+        super().__init__()
+        d = cfg.n_text_state
+        self.token_embedding = nn.Embedding(cfg.n_vocab, d)
+        self.positional_embedding = nn.Parameter(torch.zeros(cfg.n_text_ctx, d))
+        self.blocks = nn.ModuleList(
+            ResidualAttentionBlock(d, cfg.n_text_head, cross_attention=True) for _ in range(cfg.n_text_layer)
+        )
+        self.ln = nn.LayerNorm(d)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,  # (B, T) new tokens
+        audio_features: torch.Tensor,  # (B, S, d)
+        cache: KVCache | None = None,
+        positions: list[int] | None = None,
+        return_cross_weights: bool = False,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        B, T = tokens.shape
+        offset = cache.length if cache is not None else 0
+        if offset + T > self.positional_embedding.shape[0]:
+            raise ValueError(f"{offset + T} tokens exceed n_text_ctx={self.positional_embedding.shape[0]}")
+        x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + T]  # (B, T, d)
+        x = x.to(audio_features.dtype)
+        mask = None
+        if cache is not None and offset > 0 and T > 1:
+            # New tokens see every cached position and the new ones up to themselves.
+            mask = torch.ones(T, offset + T, dtype=torch.bool, device=x.device).tril(offset)
+        cross_weights = []
+        for i, block in enumerate(self.blocks):
+            self_kv = cross_kv = None
+            if cache is not None:
+                k, v = block.attn.project_kv(block.attn_ln(x))  # (B, H, T, Dh)
+                cache.self_k[i][:, :, offset : offset + T] = k
+                cache.self_v[i][:, :, offset : offset + T] = v
+                self_kv = (cache.self_k[i][:, :, : offset + T], cache.self_v[i][:, :, : offset + T])
+                cross_kv = cache.cross_kv[i]
+            x, w = block(
+                x, audio_features, self_kv=self_kv, cross_kv=cross_kv,
+                causal=cache is None or offset == 0, mask=mask, return_cross_weights=return_cross_weights,
+            )
+            if w is not None:
+                cross_weights.append(w)
+        if cache is not None:
+            cache.length = offset + T
+        if positions is not None:
+            # Decoding needs the next-token distribution only (and no-speech at <|startoftranscript|>): the
+            # (T, d) x (d, 51865) vocabulary product dominates a step, so skip it for the other positions.
+            x = x[:, positions]
+        x = self.ln(x)
+        logits = x @ self.token_embedding.weight.to(x.dtype).T  # (B, T, n_vocab), tied weights
+        return logits.float(), cross_weights
+
+
+class Whisper(nn.Module):
+    """The encoder-decoder. ``forward(mel, tokens)`` gives teacher-forced logits ``(B, T, n_vocab)``."""
+
+    def __init__(self, config: WhisperConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = AudioEncoder(config)
+        self.decoder = TextDecoder(config)
+        # Which cross-attention heads follow the spoken word (for DTW word timing); loaders set this from
+        # the published alignment heads. Default: every head in the upper half of the decoder, as whisper does.
+        heads = torch.zeros(config.n_text_layer, config.n_text_head, dtype=torch.bool)
+        heads[config.n_text_layer // 2 :] = True
+        self.register_buffer("alignment_heads", heads, persistent=False)
+
+    def set_alignment_heads(self, pairs: list[tuple[int, int]]) -> None:
+        heads = torch.zeros(self.config.n_text_layer, self.config.n_text_head, dtype=torch.bool)
+        for layer, head in pairs:
+            heads[layer, head] = True
+        self.register_buffer("alignment_heads", heads, persistent=False)
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.config.n_vocab >= 51865
+
+    @property
+    def num_languages(self) -> int:
+        return self.config.n_vocab - 51765 - int(self.is_multilingual)
+
+    def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
+        """``(B, n_mels, 3000)`` -> ``(B, 1500, d)``."""
+        return self.encoder(mel)
+
+    def logits(
+        self,
+        tokens: torch.Tensor,
+        audio_features: torch.Tensor,
+        cache: KVCache | None = None,
+        positions: list[int] | None = None,
+    ) -> torch.Tensor:
+        """``(B, T)`` tokens -> ``(B, T, n_vocab)`` float32 logits (``(B, len(positions), n_vocab)`` if given).
+
+        With a ``cache`` the tokens continue the cached ones and the cache is extended.
+        """
+        return self.decoder(tokens, audio_features, cache=cache, positions=positions)[0]
+
+    def cross_attention_weights(self, tokens: torch.Tensor, audio_features: torch.Tensor) -> list[torch.Tensor]:
+        """Per decoder layer, the softmaxed cross-attention ``(B, H, T, S)`` for teacher-forced ``tokens``."""
+        return self.decoder(tokens, audio_features, return_cross_weights=True)[1]
+
+    def new_cache(self, audio_features: torch.Tensor, max_len: int | None = None) -> KVCache:
+        return KVCache(self, audio_features, max_len)
+
+    def forward(self, mel: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.logits(tokens, self.embed_audio(mel))
