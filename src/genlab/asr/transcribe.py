@@ -1,0 +1,417 @@
+"""Long-form transcription: 30 s windows, timestamp seeking, temperature fallback, word timing.
+
+The procedure of Radford et al. 2022, section 4.5: decode a window; if its text repeats itself (gzip
+compression ratio above 2.4) or the model is unsure (average log-prob below -1) decode it again at a higher
+temperature; if the model says there is no speech (no-speech probability above 0.6 with a low log-prob) skip
+it; then move the window to the last complete timestamp and go on, conditioning on the accepted text.
+
+Word times come from the cross-attention of the alignment heads, aligned to the audio frames by dynamic time
+warping (as in openai-whisper's ``timing.py``). An optional voice-activity gate (:mod:`genlab.asr.vad`) keeps
+the decoder away from stretches without speech, so that silence, noise and music give no words.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, TIME_PRECISION, pad_or_trim
+from .decoding import DecodingOptions, DecodingResult, decode
+from .model import Whisper
+from .tokenizer import WhisperTokenizer
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class TranscriptionResult:
+    text: str
+    segments: list[Segment]
+    language: str
+    duration: float
+    language_probs: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    condition_on_previous_text: bool = True
+    initial_prompt: str | None = None
+    word_timestamps: bool = False
+    prepend_punctuations: str = "\"'“¿([{-"
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Mel for a whole file, computed in pieces so the STFT never holds a long file at once.
+
+
+def long_log_mel(audio: np.ndarray, n_mels: int, chunk_seconds: int = 60) -> torch.Tensor:
+    """Equal to ``log_mel_spectrogram(audio, padding=N_SAMPLES)`` but with bounded peak memory: raw log-mel is
+    computed per chunk (with STFT context on both sides), then clipped to 8 below the file's maximum."""
+    from ..data.audio import N_FFT, _mel_tensor
+
+    x = torch.from_numpy(np.concatenate([audio, np.zeros(N_SAMPLES, np.float32)]))
+    n_frames = len(x) // HOP_LENGTH
+    out = torch.empty(n_mels, n_frames)
+    step = chunk_seconds * FRAMES_PER_SECOND  # frames per chunk
+    window = torch.hann_window(N_FFT)
+    filters = _mel_tensor(n_mels, "cpu")
+    pad = N_FFT // 2
+    for f0 in range(0, n_frames, step):
+        f1 = min(n_frames, f0 + step)
+        # Frame f is centred on sample f * hop: take the samples that frames f0..f1-1 see, reflect-padded at the
+        # file's edges exactly as the one-shot STFT does.
+        a, b = f0 * HOP_LENGTH - pad, (f1 - 1) * HOP_LENGTH + pad + 1
+        piece = x[max(a, 0) : min(b, len(x))]
+        left = max(0, -a)
+        right = max(0, b - len(x))
+        if left or right:
+            piece = F.pad(piece[None, None], (left, right), mode="reflect")[0, 0]
+        stft = torch.stft(piece, N_FFT, HOP_LENGTH, window=window, center=False, return_complex=True)
+        mel = filters @ (stft.abs() ** 2)  # (n_mels, f1 - f0)
+        out[:, f0:f1] = torch.clamp(mel, min=1e-10).log10()
+    out = torch.maximum(out, out.max() - 8.0)
+    return (out + 4.0) / 4.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def decode_with_fallback(
+    model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, base: DecodingOptions, opts: TranscribeOptions
+) -> tuple[DecodingResult, bool]:
+    """Decode at each temperature in turn until a result passes the checks. Returns (result, accepted); when
+    every temperature fails, the result with the best average log-prob among those that do not loop is kept."""
+    tried = []
+    for t in opts.temperature:
+        o = replace(base, temperature=t, beam_size=base.beam_size if t == 0 else None,
+                    best_of=base.best_of if t > 0 else None)
+        r = decode(model, None, tok, o, audio_features=features)[0]
+        tried.append(r)
+        too_repetitive = opts.compression_ratio_threshold is not None and (
+            r.compression_ratio > opts.compression_ratio_threshold
+        )
+        too_unsure = opts.logprob_threshold is not None and r.avg_logprob < opts.logprob_threshold
+        silent = opts.no_speech_threshold is not None and r.no_speech_prob > opts.no_speech_threshold and (
+            opts.logprob_threshold is not None and r.avg_logprob < opts.logprob_threshold
+        )
+        if silent or not (too_repetitive or too_unsure):
+            return r, True
+    fine = [r for r in tried if opts.compression_ratio_threshold is None
+            or r.compression_ratio <= opts.compression_ratio_threshold]
+    return max(fine or tried, key=lambda r: r.avg_logprob), False
+
+
+def transcribe(
+    model: Whisper,
+    tok: WhisperTokenizer,
+    audio: np.ndarray,
+    decode_options: DecodingOptions | None = None,
+    options: TranscribeOptions | None = None,
+    speech: list[tuple[float, float]] | None = None,
+    on_segment: Callable[[Segment], None] | None = None,
+    progress: bool = False,
+    encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> TranscriptionResult:
+    """Transcribe 16 kHz mono ``audio`` of any length.
+
+    ``speech``: optional (start, end) seconds where a voice-activity detector heard speech; windows with none are
+    skipped and segments outside them are dropped. ``on_segment`` is called as each segment is final.
+    ``encode`` maps a ``(1, n_mels, 3000)`` window to audio features (default ``model.embed_audio``).
+    """
+    decode_options = decode_options or DecodingOptions()
+    options = options or TranscribeOptions()
+    encode = encode or model.embed_audio
+    duration = len(audio) / SAMPLE_RATE
+    mel = long_log_mel(audio, model.config.n_mels)  # (n_mels, frames + 3000)
+    content_frames = mel.shape[-1] - N_FRAMES
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+
+    language = decode_options.language
+    language_probs = None
+    if not model.is_multilingual:
+        language = "en"
+    if language is None:
+        start = 0
+        if speech:  # detect the language where someone speaks
+            start = int(speech[0][0] * FRAMES_PER_SECOND)
+        window = pad_or_trim(mel[:, start : start + N_FRAMES], N_FRAMES)[None].to(device, dtype)
+        from .decoding import detect_language
+
+        langs, probs = detect_language(model, encode(window), tok)
+        language, language_probs = langs[0], probs[0]
+    task = decode_options.task if model.is_multilingual else "transcribe"
+    tok = tok.with_options(language=language if model.is_multilingual else None, task=task)
+    base = replace(decode_options, language=language, task=task)
+
+    all_tokens: list[int] = []
+    if options.initial_prompt:
+        all_tokens.extend(tok.encode(" " + options.initial_prompt.strip()))
+    prompt_reset_since = 0
+    segments: list[Segment] = []
+    seek = 0
+    bar = _Progress(content_frames, enabled=progress)
+    speech_frames = [(int(s * FRAMES_PER_SECOND), int(math.ceil(e * FRAMES_PER_SECOND))) for s, e in speech or []]
+
+    while seek < content_frames:
+        if speech is not None:
+            # Jump over stretches without speech; stop when no speech is left.
+            ahead = [(s, e) for s, e in speech_frames if e > seek]
+            if not ahead:
+                break
+            # Start a window up to 1 s before the next speech (windows that already hold speech stay put).
+            seek = max(seek, ahead[0][0] - FRAMES_PER_SECOND)
+            if seek >= content_frames:
+                break
+        time_offset = seek * HOP_LENGTH / SAMPLE_RATE
+        segment_size = min(N_FRAMES, content_frames - seek)
+        window = pad_or_trim(mel[:, seek : seek + segment_size], N_FRAMES)[None].to(device, dtype)
+        features = encode(window)
+        opts = replace(base, prompt=all_tokens[prompt_reset_since:] or None)
+        result, accepted = decode_with_fallback(model, features, tok, opts, options)
+
+        if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold and not (
+            options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold
+        ):
+            seek += segment_size  # the model hears nobody: skip the window
+            bar.update(seek)
+            continue
+
+        previous_seek = seek
+        new, seek = _split_segments(result, tok, seek, segment_size, time_offset)
+        if options.word_timestamps and new:
+            add_word_timestamps(model, tok, new, features, options, segment_size, time_offset)
+            # Seek to the end of the last word rather than of a segment that may have been cut off.
+            if not (len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin
+                    and result.tokens[-2] < tok.timestamp_begin):
+                last = [w.end for s in new for w in s.words]
+                if last and last[-1] > time_offset:
+                    seek = round(last[-1] * FRAMES_PER_SECOND)
+        seek = max(seek, previous_seek + 1)
+        new = [s for s in new if s.end > s.start and s.text.strip()]
+        if speech is not None:
+            new = [s for s in new if _overlaps(s.start, s.end, speech)]
+            for s in new:
+                s.words = [w for w in s.words if _overlaps(w.start, w.end, speech)]
+        for s in new:
+            s.id = len(segments)
+            s.end = min(s.end, duration)
+            s.start = min(s.start, s.end)
+            segments.append(s)
+            all_tokens.extend(s.tokens)
+            if on_segment is not None:
+                on_segment(s)
+        # Do not condition the next window on text that was sampled hot or that failed the checks.
+        if not options.condition_on_previous_text or result.temperature > 0.5 or not accepted:
+            prompt_reset_since = len(all_tokens)
+        bar.update(min(seek, content_frames))
+    bar.close()
+    text = "".join(tok.decode(s.tokens) for s in segments).strip()
+    return TranscriptionResult(text, segments, language, duration, language_probs)
+
+
+def _overlaps(start: float, end: float, speech: list[tuple[float, float]]) -> bool:
+    return any(min(end, e) - max(start, s) > 0 for s, e in speech)
+
+
+def _split_segments(
+    result: DecodingResult, tok: WhisperTokenizer, seek: int, segment_size: int, time_offset: float
+) -> tuple[list[Segment], int]:
+    """Cut a window's tokens at consecutive timestamp pairs into segments; return them and the next seek."""
+    tokens = result.tokens
+    tb = tok.timestamp_begin
+    is_ts = [t >= tb for t in tokens]
+    single_ending = len(tokens) >= 2 and is_ts[-2:] == [False, True]
+    consecutive = [i + 1 for i in range(len(tokens) - 1) if is_ts[i] and is_ts[i + 1]]
+
+    def seg(toks: list[int], start: float, end: float) -> Segment:
+        return Segment(0, round(start, 3), round(end, 3), tok.decode(toks), [t for t in toks if t < tok.eot],
+                       result.temperature, result.avg_logprob, result.compression_ratio, result.no_speech_prob)
+
+    out = []
+    if consecutive:
+        slices = consecutive + ([len(tokens)] if single_ending else [])
+        last = 0
+        for cut in slices:
+            piece = tokens[last:cut]
+            start = time_offset + (piece[0] - tb) * TIME_PRECISION
+            end = time_offset + (piece[-1] - tb) * TIME_PRECISION
+            out.append(seg(piece, start, end))
+            last = cut
+        if single_ending:
+            seek += segment_size
+        else:
+            seek += (tokens[last - 1] - tb) * 2  # one timestamp step is two mel frames
+    else:
+        duration = segment_size * HOP_LENGTH / SAMPLE_RATE
+        stamps = [t for t in tokens if t >= tb]
+        if stamps and stamps[-1] != tb:
+            duration = (stamps[-1] - tb) * TIME_PRECISION
+        out.append(seg(tokens, time_offset, time_offset + duration))
+        seek += segment_size
+    return out, seek
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Word timestamps: cross-attention of the alignment heads + dynamic time warping
+
+
+def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Monotonic alignment of text tokens (rows) to audio frames (columns) minimising the summed ``cost``
+    (Sakoe & Chiba 1978); returns the (text_index, time_index) path."""
+    N, M = cost.shape
+    acc = np.full((N + 1, M + 1), np.inf)
+    move = np.zeros((N + 1, M + 1), dtype=np.int8)
+    acc[0, 0] = 0
+    for j in range(1, M + 1):
+        for i in range(1, N + 1):
+            c0, c1, c2 = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+            if c0 <= c1 and c0 <= c2:
+                best, m = c0, 0
+            elif c1 <= c2:
+                best, m = c1, 1
+            else:
+                best, m = c2, 2
+            acc[i, j] = cost[i - 1, j - 1] + best
+            move[i, j] = m
+    i, j, path = N, M, []
+    while i > 0 or j > 0:
+        path.append((i - 1, j - 1))
+        m = move[i, j] if i > 0 and j > 0 else (1 if j == 0 else 2)
+        if m == 0:
+            i, j = i - 1, j - 1
+        elif m == 1:
+            i -= 1
+        else:
+            j -= 1
+    path = np.array(path[::-1])
+    return path[:, 0], path[:, 1]
+
+
+def _median_filter(x: torch.Tensor, width: int) -> torch.Tensor:
+    pad = width // 2
+    if x.shape[-1] <= pad:
+        return x
+    y = F.pad(x, (pad, pad), mode="reflect")  # x: (H, T, frames)
+    return y.unfold(-1, width, 1).median(dim=-1).values
+
+
+@torch.no_grad()
+def add_word_timestamps(
+    model: Whisper, tok: WhisperTokenizer, segments: list[Segment], features: torch.Tensor,
+    opts: TranscribeOptions, num_frames: int, time_offset: float, medfilt_width: int = 7,
+) -> None:
+    """Give each segment's words start/end times (seconds on the file's clock) and probabilities."""
+    text_tokens = [t for s in segments for t in s.tokens if t < tok.eot]
+    if not text_tokens:
+        return
+    sequence = [*tok.sot_sequence, tok.no_timestamps, *text_tokens, tok.eot]
+    tokens = torch.tensor([sequence], device=features.device)
+    weights = model.cross_attention_weights(tokens, features)  # n_layer x (1, H, T, 1500)
+    logits = model.logits(tokens, features)[0]  # (T, V)
+    probs = logits[len(tok.sot_sequence) :, : tok.eot].float().softmax(dim=-1)
+    token_probs = probs[torch.arange(len(text_tokens)), torch.tensor(text_tokens)].tolist()
+
+    heads = model.alignment_heads.nonzero().tolist()
+    w = torch.stack([weights[layer][0, head] for layer, head in heads])  # (n_heads, T, 1500)
+    w = w[:, :, : num_frames // 2].float()
+    w = (w - w.mean(dim=-1, keepdim=True)) / w.std(dim=-1, keepdim=True).clamp_min(1e-9)  # per token
+    w = _median_filter(w, medfilt_width)
+    matrix = w.mean(dim=0)[len(tok.sot_sequence) : -1]  # (n_text + 1, frames): text tokens and the eot
+    text_idx, time_idx = dtw(-matrix.double().cpu().numpy())
+
+    words, word_tokens = tok.split_to_word_tokens(text_tokens + [tok.eot])
+    if len(word_tokens) <= 1:
+        return
+    boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_idx[jumps] * TIME_PRECISION  # when each token starts, in seconds from the window start
+    starts, ends = jump_times[boundaries[:-1]], jump_times[boundaries[1:]]
+    items = [
+        [Word(w, round(time_offset + float(s), 3), round(time_offset + float(e), 3),
+              float(np.mean(token_probs[i:j]))), int(j - i)]
+        for w, s, e, i, j in zip(words[:-1], starts, ends, boundaries[:-1], boundaries[1:])
+    ]
+    _merge_punctuations(items, opts.prepend_punctuations, opts.append_punctuations)
+
+    # Hand the words to their segments in token order.
+    i = 0
+    for seg in segments:
+        n_text, count, here = len([t for t in seg.tokens if t < tok.eot]), 0, []
+        while i < len(items) and count < n_text:
+            here.append(items[i][0])
+            count += items[i][1]
+            i += 1
+        seg.words = [w for w in here if w.word.strip()]
+        if seg.words:  # segment bounds follow their words when the two roughly agree
+            if abs(seg.words[0].start - seg.start) < 0.5:
+                seg.start = min(seg.start, seg.words[0].start)
+            if abs(seg.words[-1].end - seg.end) < 0.5:
+                seg.end = max(seg.end, seg.words[-1].end)
+
+
+def _merge_punctuations(items: list[list], prepended: str, appended: str) -> None:
+    """Attach leading quotes/brackets to the next word and trailing punctuation to the previous one; items are
+    [Word, n_tokens] pairs and the token counts move with the text."""
+    for i in range(len(items) - 2, -1, -1):
+        w, nxt = items[i][0], items[i + 1][0]
+        if w.word.startswith(" ") and w.word.strip() and w.word.strip() in prepended:
+            nxt.word, nxt.start = w.word + nxt.word, w.start
+            items[i + 1][1] += items[i][1]
+            w.word, items[i][1] = "", 0
+    for i in range(1, len(items)):
+        prev, w = items[i - 1][0], items[i][0]
+        if prev.word and not prev.word.endswith(" ") and w.word and w.word in appended:
+            prev.word += w.word
+            items[i - 1][1] += items[i][1]
+            w.word, items[i][1] = "", 0
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total / FRAMES_PER_SECOND, unit="s", unit_scale=False, file=sys.stderr,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+
+    def update(self, frame: int) -> None:
+        if self.bar is not None:
+            self.bar.n = frame / FRAMES_PER_SECOND
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
