@@ -11,6 +11,7 @@ The loop is written out in :func:`decode`; the parts it uses are small: logit fi
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from dataclasses import dataclass, field, replace
 
@@ -215,10 +216,13 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
     no_speech = logits[::n_group, 0].float().softmax(dim=-1)[:, tok.no_speech].tolist()
     logits = logits[:, -1]  # (B*n, V)
 
-    if beam:
-        seqs, sum_lp = _beam_search(model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len)
-    else:
-        seqs, sum_lp = _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len)
+    with few_threads(device):
+        if beam:
+            seqs, sum_lp = _beam_search(
+                model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len
+            )
+        else:
+            seqs, sum_lp = _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len)
 
     results = []
     for b in range(B):
@@ -235,6 +239,20 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
             no_speech_prob=no_speech[b], temperature=opts.temperature, compression_ratio=compression_ratio(text),
         ))
     return results
+
+
+@contextlib.contextmanager
+def few_threads(device: torch.device):
+    """One decoding step is a chain of small matrix-vector products: on CPU, synchronising a thread pool for each
+    costs more than it saves (and far more when other processes share the cores), so the token loop runs on one
+    thread; the encoder, one big batched pass, keeps them all."""
+    n = torch.get_num_threads()
+    if device.type == "cpu" and n > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _rank_score(logprob: float, length: int, length_penalty: float | None) -> float:

@@ -223,6 +223,9 @@ def transcribe(
         if speech is not None:
             new = [s for s in new if _overlaps(s.start, s.end, speech)]
             for s in new:
+                # Whisper's timestamps often stretch over a pause; pull the bounds in to where speech was heard.
+                inside = [(a, b) for a, b in speech if min(s.end, b) - max(s.start, a) > 0]
+                s.start, s.end = max(s.start, inside[0][0]), min(s.end, inside[-1][1])
                 s.words = [w for w in s.words if _overlaps(w.start, w.end, speech)]
         for s in new:
             s.id = len(segments)

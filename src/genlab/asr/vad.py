@@ -93,13 +93,16 @@ def speech_regions(
 ) -> list[tuple[float, float]]:
     """Where someone speaks, as (start, end) seconds. Speech starts above ``threshold`` and ends when the
     probability stays below ``threshold - 0.15`` for ``min_silence``; regions are padded by ``pad``."""
+    from .decoding import few_threads
+
     model = load_vad()
     sr = 16000
     probs = []
     # Long files in blocks (whole chunks), so the batched conv features stay small.
     step = int(block_seconds * sr) // CHUNK * CHUNK
-    for i in range(0, len(audio), step):
-        probs.append(model(torch.from_numpy(np.ascontiguousarray(audio[i : i + step]))))
+    with few_threads(torch.device("cpu")):  # a chain of tiny LSTM steps: one thread is fastest
+        for i in range(0, len(audio), step):
+            probs.append(model(torch.from_numpy(np.ascontiguousarray(audio[i : i + step]))))
     p = torch.cat(probs).numpy() if probs else np.zeros(0)
     dt = CHUNK / sr
     regions, start, below = [], None, 0
