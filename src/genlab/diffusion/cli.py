@@ -1,0 +1,119 @@
+"""``genlab train|sample|eval ... diffusion``, ``genlab convert --from diffusers``, and the tour's diffusion section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import GenlabError
+
+SAMPLERS = ["ddpm", "ddim", "dpmpp-2m", "dpmpp-2m-karras", "euler", "heun"]
+
+
+def register(commands) -> None:
+    p = commands.train.add_parser("diffusion", help="train a pixel diffusion model (DDPM)")
+    p.add_argument("--preset", default="emoji32", help="emoji32 | emoji64 | digits")
+    p.add_argument("--out", default=None, help="run directory (default runs/diffusion-PRESET); resumes if present")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in the run directory")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=500 model.unet.channels=32,64")
+    p.set_defaults(handler=_train)
+
+    def sampling_args(p):
+        p.add_argument("--model", default="emoji32-ddpm", help="bundled model name or checkpoint directory")
+        p.add_argument("--sampler", default="dpmpp-2m", choices=SAMPLERS)
+        p.add_argument("--steps", type=int, default=20)
+        p.add_argument("--n", type=int, default=16)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+        p.add_argument("--bf16", action="store_true", help="bf16 autocast (about 2x faster on CPU)")
+
+    p = commands.sample.add_parser("diffusion", help="sample images from a diffusion model")
+    sampling_args(p)
+    p.add_argument("--out", default="samples.png", help="the grid PNG")
+    p.add_argument("--save-each", default=None, metavar="DIR", help="also write every sample as its own PNG")
+    p.set_defaults(handler=_sample)
+
+    p = commands.eval.add_parser("fid", help="FID / precision / recall of samples vs the held-out emoji split")
+    sampling_args(p)
+    p.set_defaults(n=2000)
+    p.add_argument("--json", default=None, help="write the result here")
+    p.set_defaults(handler=_eval_fid)
+
+    commands.converters["diffusers"] = _convert_diffusers
+    commands.tour_sections.append(tour_section)
+
+
+def _train(args) -> None:
+    from ..config import apply_overrides, pick_preset, to_dict
+    from ..train import Trainer, seed_everything
+    from .task import PRESETS, DiffusionTask
+
+    run = apply_overrides(pick_preset(PRESETS, args.preset), args.overrides)
+    out = Path(args.out or f"runs/diffusion-{args.preset}")
+    if args.fresh and (out / "checkpoints").exists():
+        import shutil
+
+        shutil.rmtree(out / "checkpoints")
+    seed_everything(run.train.seed)  # the initial weights come from the seed too
+    task = DiffusionTask(run.model)
+    print(f"training {args.preset}: {sum(p.numel() for p in task.model.parameters()) / 1e6:.2f}M parameters, "
+          f"{task.num_examples} images, run dir {out}")
+    task.meta["preset"] = args.preset
+    task.meta["run"] = to_dict(run)
+    Trainer(task, run.train, out).fit()
+
+
+def _load_and_generate(args):
+    from .pipeline import generate, load, provenance
+
+    loaded = load(args.model, use_ema=not args.no_ema)
+    images = generate(loaded.model, loaded.cfg, n=args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
+                      amp=args.bf16)
+    return loaded, images, provenance(loaded, args.sampler, args.steps, args.seed, args.n, bf16=args.bf16)
+
+
+def _sample(args) -> None:
+    from .pipeline import save_each, save_grid
+
+    loaded, images, info = _load_and_generate(args)
+    path = save_grid(images, args.out, info)
+    print(f"wrote {path} ({len(images)} samples, {args.sampler} {args.steps} steps, seed {args.seed})")
+    if args.save_each:
+        paths = save_each(images, args.save_each, info)
+        print(f"wrote {len(paths)} images to {args.save_each}")
+
+
+def _eval_fid(args) -> None:
+    from ..eval.fid import fid_report
+
+    if args.json:
+        _check_writable(Path(args.json))
+    loaded, images, info = _load_and_generate(args)
+    if loaded.cfg.dataset != "emoji32":
+        raise GenlabError(f"FID is defined on emoji32 (genlab's feature network); {args.model} is {loaded.cfg.dataset}")
+    report = {**info, **fid_report(images, n=args.n, seed=args.seed)}
+    print(json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        raise GenlabError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _convert_diffusers(src: str, out: str, args) -> None:
+    from ..interop.diffusers import convert_unet
+
+    path = convert_unet(src, out)
+    print(f"wrote genlab diffusion checkpoint {path}")
+
+
+def tour_section(out_dir: Path, quick: bool) -> str:
+    from .tour import diffusion_section
+
+    return diffusion_section(out_dir, quick)

@@ -1,0 +1,229 @@
+"""The DDPM UNet (Ho et al. 2020, "Denoising Diffusion Probabilistic Models", Appendix B).
+
+A UNet over images with a sinusoidal timestep embedding added inside every residual block and self-attention at
+the low resolutions. Module names follow diffusers' ``UNet2DModel`` (``down_blocks.0.resnets.1.conv1`` ...), so
+the published DDPM checkpoints in diffusers format load with no key mapping; ``interop/diffusers.py`` only checks
+that their config is one this file can express.
+
+Reading order: config, residual block, attention, down/up-sampling, the three kinds of stage, the UNet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn.embeddings import sinusoidal_embedding
+
+
+@dataclass
+class UNetConfig:
+    image_size: int = 32
+    in_channels: int = 3
+    out_channels: int = 3
+    channels: tuple[int, ...] = (64, 128, 128)  # one stage per entry; each stage but the last halves H and W
+    attention: tuple[bool, ...] = (False, True, True)  # self-attention in each stage (mirrored on the way up)
+    layers_per_block: int = 2
+    head_dim: int = 8  # channels per attention head (diffusers' attention_head_dim); 0 = one head per layer
+    norm_groups: int = 32
+    norm_eps: float = 1e-5
+    dropout: float = 0.0
+    mid_attention: bool = True
+    flip_sin_to_cos: bool = True
+    freq_shift: float = 0.0
+    downsample_padding: int = 1  # 0 = pad right/bottom then a 'valid' strided conv (some published checkpoints)
+
+
+class ResnetBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, the timestep embedding added in between, and a residual path."""
+
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, groups: int, eps: float, dropout: float):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_ch, eps=eps)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.time_emb_proj = nn.Linear(temb_ch, out_ch)
+        self.norm2 = nn.GroupNorm(groups, out_ch, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.conv_shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]  # (B, C, 1, 1) broadcast over H, W
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return (x if self.conv_shortcut is None else self.conv_shortcut(x)) + h
+
+
+class SpatialSelfAttention(nn.Module):
+    """Multi-head self-attention over the H*W positions of a feature map, with a residual connection."""
+
+    def __init__(self, channels: int, head_dim: int, groups: int, eps: float):
+        super().__init__()
+        self.heads = channels // head_dim if head_dim else 1
+        self.group_norm = nn.GroupNorm(groups, channels, eps=eps)
+        self.to_q = nn.Linear(channels, channels)
+        self.to_k = nn.Linear(channels, channels)
+        self.to_v = nn.Linear(channels, channels)
+        self.to_out = nn.ModuleList([nn.Linear(channels, channels)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        h = self.group_norm(x).view(B, C, H * W).transpose(1, 2)  # (B, HW, C)
+        q, k, v = (proj(h).view(B, H * W, self.heads, C // self.heads).transpose(1, 2)  # (B, nh, HW, hd)
+                   for proj in (self.to_q, self.to_k, self.to_v))
+        h = F.scaled_dot_product_attention(q, k, v)  # (B, nh, HW, hd)
+        h = self.to_out[0](h.transpose(1, 2).reshape(B, H * W, C))  # (B, HW, C)
+        return x + h.transpose(1, 2).reshape(B, C, H, W)
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels: int, padding: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv.padding == (0, 0):
+            x = F.pad(x, (0, 1, 0, 1))
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class DownStage(nn.Module):
+    """``layers`` residual blocks (each followed by attention if asked), then a strided conv unless last.
+    Every block's output is kept for the skip connections of the matching up stage."""
+
+    def __init__(self, in_ch, out_ch, temb_ch, layers, attention, downsample, cfg: UNetConfig):
+        super().__init__()
+        g, eps = cfg.norm_groups, cfg.norm_eps
+        self.resnets = nn.ModuleList(
+            [ResnetBlock(in_ch if i == 0 else out_ch, out_ch, temb_ch, g, eps, cfg.dropout) for i in range(layers)]
+        )
+        self.attentions = nn.ModuleList(
+            [SpatialSelfAttention(out_ch, cfg.head_dim, g, eps) for _ in range(layers)] if attention else []
+        )
+        self.downsamplers = nn.ModuleList([Downsample(out_ch, cfg.downsample_padding)] if downsample else [])
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
+        for i, resnet in enumerate(self.resnets):
+            x = resnet(x, temb)
+            if self.attentions:
+                x = self.attentions[i](x)
+            skips.append(x)
+        for down in self.downsamplers:
+            x = down(x)
+            skips.append(x)
+        return x, skips
+
+
+class MidStage(nn.Module):
+    def __init__(self, ch: int, temb_ch: int, cfg: UNetConfig):
+        super().__init__()
+        g, eps = cfg.norm_groups, cfg.norm_eps
+        self.resnets = nn.ModuleList([ResnetBlock(ch, ch, temb_ch, g, eps, cfg.dropout) for _ in range(2)])
+        self.attentions = nn.ModuleList([SpatialSelfAttention(ch, cfg.head_dim, g, eps)] if cfg.mid_attention else [])
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        x = self.resnets[0](x, temb)
+        for attn in self.attentions:
+            x = attn(x)
+        return self.resnets[1](x, temb)
+
+
+class UpStage(nn.Module):
+    """``layers + 1`` residual blocks, each eating one skip connection (concatenated on channels), then a
+    nearest-neighbour upsample and conv unless last."""
+
+    def __init__(self, prev_ch, out_ch, skip_chs: list[int], temb_ch, attention, upsample, cfg: UNetConfig):
+        super().__init__()
+        g, eps = cfg.norm_groups, cfg.norm_eps
+        self.resnets = nn.ModuleList(
+            [ResnetBlock((prev_ch if i == 0 else out_ch) + skip, out_ch, temb_ch, g, eps, cfg.dropout)
+             for i, skip in enumerate(skip_chs)]
+        )
+        self.attentions = nn.ModuleList(
+            [SpatialSelfAttention(out_ch, cfg.head_dim, g, eps) for _ in skip_chs] if attention else []
+        )
+        self.upsamplers = nn.ModuleList([Upsample(out_ch)] if upsample else [])
+
+    def forward(self, x: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor) -> torch.Tensor:
+        for i, resnet in enumerate(self.resnets):
+            x = resnet(torch.cat([x, skips.pop()], dim=1), temb)  # (B, C + C_skip, H, W) -> (B, C_out, H, W)
+            if self.attentions:
+                x = self.attentions[i](x)
+        for up in self.upsamplers:
+            x = up(x)
+        return x
+
+
+class TimestepMLP(nn.Module):
+    def __init__(self, in_dim: int, dim: int):
+        super().__init__()
+        self.linear_1 = nn.Linear(in_dim, dim)
+        self.linear_2 = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.silu(self.linear_1(x)))
+
+
+class UNet(nn.Module):
+    """``forward(x (B, C, H, W), t (B,) or scalar) -> (B, C_out, H, W)``: the predicted noise (or v)."""
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        if len(cfg.attention) != len(cfg.channels):
+            raise ValueError("UNetConfig.attention needs one entry per stage in channels")
+        self.cfg = cfg
+        ch0, temb_ch, n = cfg.channels[0], cfg.channels[0] * 4, len(cfg.channels)
+        self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
+        self.time_embedding = TimestepMLP(ch0, temb_ch)
+
+        self.down_blocks = nn.ModuleList()
+        skip_chs = [ch0]  # channels of every tensor pushed on the skip stack, in order
+        prev = ch0
+        for i, ch in enumerate(cfg.channels):
+            last = i == n - 1
+            self.down_blocks.append(
+                DownStage(prev, ch, temb_ch, cfg.layers_per_block, cfg.attention[i], not last, cfg)
+            )
+            skip_chs += [ch] * cfg.layers_per_block + ([] if last else [ch])
+            prev = ch
+
+        self.mid_block = MidStage(prev, temb_ch, cfg)
+
+        self.up_blocks = nn.ModuleList()
+        for i, ch in enumerate(reversed(cfg.channels)):
+            stage_skips = [skip_chs.pop() for _ in range(cfg.layers_per_block + 1)]
+            self.up_blocks.append(
+                UpStage(prev, ch, stage_skips, temb_ch, cfg.attention[n - 1 - i], i < n - 1, cfg)
+            )
+            prev = ch
+
+        self.conv_norm_out = nn.GroupNorm(cfg.norm_groups, ch0, eps=cfg.norm_eps)
+        self.conv_out = nn.Conv2d(ch0, cfg.out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])  # (B,)
+        temb = sinusoidal_embedding(t, self.cfg.channels[0], self.cfg.flip_sin_to_cos, self.cfg.freq_shift)
+        temb = self.time_embedding(temb.to(x.dtype))  # (B, 4 * C0)
+
+        h = self.conv_in(x)
+        skips = [h]
+        for stage in self.down_blocks:
+            h, stage_skips = stage(h, temb)
+            skips += stage_skips
+        h = self.mid_block(h, temb)
+        for stage in self.up_blocks:
+            h = stage(h, skips, temb)
+        return self.conv_out(F.silu(self.conv_norm_out(h)))

@@ -1,0 +1,130 @@
+"""Training pixel diffusion with the shared trainer: configs, presets, and the task (Ho et al. 2020, Algorithm 1).
+
+Algorithm 1: take a clean image x0, a uniform timestep t and Gaussian noise eps; make x_t = sqrt(abar_t) x0 +
+sqrt(1 - abar_t) eps; regress the network's output on eps (or on v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0,
+Salimans & Ho 2022) with a mean squared error. That is the whole loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..config import to_dict
+from ..train import TrainConfig
+from .model import UNet, UNetConfig
+from .schedule import NoiseSchedule
+
+
+@dataclass
+class DiffusionConfig:
+    """Everything needed to rebuild a diffusion model and to sample from it; stored in every checkpoint."""
+
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    schedule: Literal["linear", "cosine"] = "linear"
+    num_train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
+    dataset: Literal["emoji32", "emoji64", "digits"] = "emoji32"
+
+    def noise_schedule(self) -> NoiseSchedule:
+        return NoiseSchedule(self.schedule, self.num_train_timesteps, self.beta_start, self.beta_end)
+
+
+@dataclass
+class DiffusionRun:
+    """A preset: the model and how to train it (``genlab train diffusion --preset NAME key=value ...``)."""
+
+    model: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS: dict[str, DiffusionRun] = {
+    # The bundled model (recipes/emoji32_ddpm.py): a 32 px UNet small enough to train on 2 CPU cores.
+    "emoji32": DiffusionRun(
+        DiffusionConfig(UNetConfig(image_size=32, channels=(32, 64, 128), attention=(False, False, True),
+                                   layers_per_block=2, head_dim=32), dataset="emoji32"),
+        TrainConfig(steps=8000, batch_size=64, lr=4e-4, warmup_steps=200, ema_decay=0.999, ckpt_every=500,
+                    sample_every=1000),
+    ),
+    "emoji64": DiffusionRun(
+        DiffusionConfig(UNetConfig(image_size=64, channels=(64, 128, 128, 256), attention=(False, False, True, True),
+                                   layers_per_block=2, head_dim=32), dataset="emoji64"),
+        TrainConfig(steps=40000, batch_size=64, lr=2e-4, warmup_steps=500, ckpt_every=1000, sample_every=2000),
+    ),
+    # sklearn digits, 8x8 padded to 16x16: the fastest real-data smoke run (a minute on a laptop CPU).
+    "digits": DiffusionRun(
+        DiffusionConfig(UNetConfig(image_size=16, in_channels=1, out_channels=1, channels=(32, 64),
+                                   attention=(False, True), layers_per_block=1, norm_groups=8, head_dim=16),
+                        dataset="digits"),
+        TrainConfig(steps=1500, batch_size=64, lr=1e-3, warmup_steps=50, ema_decay=0.995, ckpt_every=500),
+    ),
+}
+
+
+def build_model(cfg: DiffusionConfig) -> UNet:
+    return UNet(cfg.unet)
+
+
+def load_images(dataset: str, split: str = "train") -> torch.Tensor:
+    """The training images as uint8 (N, C, H, W)."""
+    from ..data import emoji
+
+    if dataset == "digits":
+        return emoji.load_digits_images(split, size=16).images
+    return emoji.load_emoji(size=int(dataset.removeprefix("emoji")), split=split).images
+
+
+def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
+    return images_uint8.float() / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+class DiffusionTask:
+    """The diffusion task handed to :class:`genlab.train.Trainer`."""
+
+    kind = "diffusion"
+
+    def __init__(self, cfg: DiffusionConfig, images: torch.Tensor | None = None, sample_grid: int = 16):
+        self.cfg = cfg
+        self.model = build_model(cfg)
+        self.schedule = cfg.noise_schedule()
+        self.images = load_images(cfg.dataset) if images is None else images  # uint8 (N, C, H, W)
+        expected = (cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
+        if tuple(self.images.shape[1:]) != expected:
+            raise ValueError(f"dataset images are {tuple(self.images.shape[1:])}, the UNet expects {expected}")
+        self.num_examples = len(self.images)
+        self.sample_grid = sample_grid
+        self.meta = {"dataset": cfg.dataset, "num_examples": self.num_examples}
+
+    def batch(self, indices: torch.Tensor) -> torch.Tensor:
+        x0 = to_model_range(self.images[indices])
+        return torch.where(torch.rand(len(x0), 1, 1, 1) < 0.5, x0, x0.flip(-1))  # horizontal flips
+
+    def loss(self, x0: torch.Tensor, phase: str) -> tuple[torch.Tensor, dict[str, float]]:
+        t = torch.randint(0, self.cfg.num_train_timesteps, (x0.shape[0],), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = self.schedule.add_noise(x0, noise, t)
+        target = self.schedule.target(x0, noise, t, self.cfg.prediction_type)
+        loss = F.mse_loss(self.model(x_t, t).float(), target)
+        return loss, {"loss": loss.item()}
+
+    def checkpoint_config(self) -> dict:
+        return to_dict(self.cfg)
+
+    @torch.no_grad()
+    def sample(self, out_dir: Path, step: int, ema_model) -> None:
+        """A DDIM-50 grid of the EMA model during training, for eyeballing progress."""
+        from .pipeline import generate, save_grid
+
+        images = generate(ema_model, self.cfg, n=self.sample_grid, sampler="ddim", steps=50, seed=0)
+        save_grid(images, out_dir / f"step_{step:07d}.png", {"step": step, "sampler": "ddim", "steps": 50, "seed": 0})
+

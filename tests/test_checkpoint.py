@@ -1,0 +1,74 @@
+import json
+
+import pytest
+import torch
+
+from genlab import checkpoint as ck
+from genlab.errors import GenlabError
+
+
+def _state(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"w": torch.randn(4, 3, generator=g), "b": torch.zeros(3)}
+
+
+def test_round_trip_with_train_state(tmp_path):
+    opt_state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2)}}, "param_groups": [{"lr": 0.1}]}
+    train_state = {"step": 7, "optimizers": {"main": opt_state}, "rng": {"torch": torch.get_rng_state()},
+                   "pair": (1, "a")}
+    path = ck.save_checkpoint(tmp_path / "c", kind="toy", config={"a": 1}, model=_state(), ema=_state(1),
+                              train_state=train_state, meta={"note": "x"})
+    loaded = ck.load_checkpoint(path, kind="toy", with_train_state=True)
+    assert loaded.config == {"a": 1} and loaded.meta["note"] == "x"
+    assert torch.equal(loaded.model["w"], _state()["w"]) and torch.equal(loaded.ema["w"], _state(1)["w"])
+    ts = loaded.train_state
+    assert ts["step"] == 7 and ts["pair"] == (1, "a")
+    assert list(ts["optimizers"]["main"]["state"].keys()) == [0]  # int keys survive JSON
+    assert torch.equal(ts["rng"]["torch"], train_state["rng"]["torch"])
+    assert loaded.meta["weights_hash"] == ck.weights_hash(_state())
+
+
+def test_wrong_kind_missing_and_corrupt_are_one_line_errors(tmp_path):
+    path = ck.save_checkpoint(tmp_path / "c", kind="toy", config={}, model=_state())
+    with pytest.raises(GenlabError, match="holds a 'toy' model, expected 'diffusion'"):
+        ck.load_checkpoint(path, kind="diffusion")
+    with pytest.raises(GenlabError, match="checkpoint not found"):
+        ck.load_checkpoint(tmp_path / "nope")
+    (path / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(GenlabError, match="not a readable safetensors file"):
+        ck.load_checkpoint(path)
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(GenlabError, match="corrupt JSON"):
+        ck.load_checkpoint(path)
+
+
+def test_crash_during_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = ck.save_checkpoint(tmp_path / "c", kind="toy", config={"v": 1}, model=_state(0))
+
+    def exploding_save(tensors, filename, *a, **k):
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise KeyboardInterrupt  # the process dies mid-write
+
+    monkeypatch.setattr(ck, "save_file", exploding_save)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save_checkpoint(path, kind="toy", config={"v": 2}, model=_state(1))
+    monkeypatch.undo()
+    loaded = ck.load_checkpoint(path)
+    assert loaded.config == {"v": 1} and torch.equal(loaded.model["w"], _state(0)["w"])
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # no temporary directory left behind
+
+
+def test_load_weights_strict_refuses_mismatch(tmp_path):
+    module = torch.nn.Linear(3, 4)
+    with pytest.raises(GenlabError, match="x: weights do not match the config: 1 missing \\(e.g. bias\\)"):
+        ck.load_weights_strict(module, {"weight": torch.zeros(4, 3)}, "x")
+    with pytest.raises(GenlabError, match="1 shape mismatches \\(e.g. weight: \\(5, 3\\) vs \\(4, 3\\)\\)"):
+        ck.load_weights_strict(module, {"weight": torch.zeros(5, 3), "bias": torch.zeros(4)}, "x")
+
+
+def test_latest_pointer(tmp_path):
+    ck.save_checkpoint(tmp_path / "checkpoints" / "step_1", kind="toy", config={}, model=_state())
+    ck.write_latest(tmp_path / "checkpoints", "step_1")
+    assert ck.resolve_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_1"
+    assert json.loads((tmp_path / "checkpoints" / "step_1" / "config.json").read_text())["kind"] == "toy"
