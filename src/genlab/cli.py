@@ -35,10 +35,11 @@ class Commands:
 def _families() -> list:
     # Explicit imports, no lookup by string: adding a family is one line here.
     from .asr import cli as asr_cli
+    from .asr import train_cli as asr_train_cli
     from .data import cli as data_cli
     from .diffusion import cli as diffusion_cli
 
-    return [data_cli, diffusion_cli, asr_cli]
+    return [data_cli, diffusion_cli, asr_cli, asr_train_cli]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, Commands]:

@@ -70,7 +70,7 @@ def diffusion_section(out_dir: Path, quick: bool) -> str:
         series: dict[str, list[tuple[float, float]]] = {}
         for r in rows:
             series.setdefault(r["sampler"], []).append((r["steps"], r["fid"]))
-        parts.append(svg_line_plot(series, "sampling steps (model evaluations for heun: 2n-1)", "FID (lower is better)"))
+        parts.append(svg_line_plot(series, "sampling steps (heun: 2n-1 model evaluations)", "FID (lower is better)"))
         floor = metrics.get("real_floor_fid")
         parts.append(f"<p class='note'>FID in genlab's emoji feature space, {metrics.get('n', '?')} samples per point "
                      f"against the held-out split (seed {metrics.get('seed', '?')}); real-vs-real floor "
