@@ -17,9 +17,10 @@ Each glyph gets
   ``Extras (OpenMoji)`` (OpenMoji's own Private Use Area glyphs);
 - a split: ``test`` for about 15 % of glyphs, chosen by a hash of the code points with U+FE0F and skin-tone
   modifiers removed, so the split never changes when the set is re-rendered and all skin tones of one emoji
-  fall on the same side (a held-out emoji is not a recoloured training emoji).
+  fall on the same side (a held-out emoji is not a recoloured training emoji); a held-out glyph drawn
+  pixel-identical to a training glyph (OpenMoji has 129 such groups) moves to train.
 
-The result is cached under ``cache_dir("emoji", "v1-<size>")``: ``images.npz`` (uint8 ``(N, 3, H, W)``),
+The result is cached under ``cache_dir("emoji", "v2-<size>")``: ``images.npz`` (uint8 ``(N, 3, H, W)``),
 ``meta.json`` (characters, captions, categories, split, attribution, licence, dropped glyphs) and a manifest with
 checksums; a damaged or outdated cache is rebuilt.
 """
@@ -43,7 +44,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..errors import GenlabError
 from .cache import cache_dir, read_manifest, write_manifest
 
-FORMAT = "v1"
+FORMAT = "v2"  # v2: held-out glyphs drawn pixel-identical to a training glyph move to train
 RENDER_SIZE = 128  # draw large, then downsample: Pillow's glyph rasteriser has no subpixel antialiasing
 TEST_PER_MILLE = 150  # ~15 % of glyphs held out
 SKIN_TONES = {0x1F3FB, 0x1F3FC, 0x1F3FD, 0x1F3FE, 0x1F3FF}
@@ -107,6 +108,16 @@ def split_of(hexcode: str) -> str:
     key = "-".join(h for h in hexcode.upper().split("-") if h != "FE0F" and int(h, 16) not in SKIN_TONES)
     bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 1000
     return "test" if bucket < TEST_PER_MILLE else "train"
+
+
+def held_out_split(hexcodes: list[str], digests: list[str]) -> tuple[list[str], list[str]]:
+    """:func:`split_of` for each glyph, except that a held-out glyph whose render is pixel-identical to a training
+    glyph's moves to train: OpenMoji draws some glyphs alike (France and Clipperton Island, "man" and "person" with
+    curly hair), and a held-out image must not be a training image. Returns (splits, the hexcodes moved)."""
+    split = [split_of(h) for h in hexcodes]
+    in_train = {d for d, s in zip(digests, split) if s == "train"}
+    moved = [h for h, d, s in zip(hexcodes, digests, split) if s == "test" and d in in_train]
+    return ["train" if h in moved else s for h, s in zip(hexcodes, split)], moved
 
 
 def _strip_fe0f(s: str) -> str:
@@ -228,7 +239,7 @@ def build_emoji(size: int = 32, limit: int | None = None, progress: bool = False
     groups, group_order, test_version = emoji_groups()
     captions_by = caption_table()
     renderer = GlyphRenderer()
-    images, kept, dropped = [], [], []
+    images, kept, dropped, digests = [], [], [], []
     from tqdm import tqdm
 
     for hexcode in tqdm(hexcodes, desc=f"rendering emoji at {size} px", disable=not progress):
@@ -238,9 +249,11 @@ def build_emoji(size: int = 32, limit: int | None = None, progress: bool = False
             continue
         images.append(downsample(pixels, size))
         kept.append(hexcode)
+        digests.append(hashlib.sha256(pixels.tobytes()).hexdigest())
     if not kept:
         raise GenlabError(f"no OpenMoji glyph rendered from {openmoji_dir()}: is the font damaged?")
     chars = [hexcode_to_char(h) for h in kept]
+    split, moved = held_out_split(kept, digests)
     meta = {
         **openmoji_info(),
         "format": FORMAT,
@@ -252,7 +265,8 @@ def build_emoji(size: int = 32, limit: int | None = None, progress: bool = False
         "chars": chars,
         "captions": [caption_for(c, captions_by) for c in chars],
         "categories": [category_for(c, groups) for c in chars],
-        "split": [split_of(h) for h in kept],
+        "split": split,
+        "moved_to_train": moved,
         "dropped": dropped,
     }
     pid = os.getpid()
@@ -368,6 +382,7 @@ def cli_main(args) -> None:
     splits = Counter(meta["split"])
     print(f"{len(meta['chars'])} glyphs in {directory}: train {splits['train']}, test {splits['test']}")
     reasons = Counter(d["reason"] for d in meta["dropped"])
+    print(f"{len(meta['moved_to_train'])} held-out glyphs drawn identical to a training glyph moved to train")
     print(f"dropped {len(meta['dropped'])} renders: " + (", ".join(f"{k} {v}" for k, v in reasons.items()) or "none"))
     print(f"captions: {sum(bool(c) for c in meta['captions'])} of {len(meta['captions'])}")
     print(f"{'category':<20} {'train':>6} {'test':>6}")
