@@ -1,0 +1,106 @@
+"""Rewrite the README's results block from benchmarks/results/*.json (numbers are never typed by hand).
+
+    python benchmarks/readme_tables.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _fmt(v, digits=3):
+    return "—" if v is None else (f"{v:.{digits}g}" if isinstance(v, float) else str(v))
+
+
+def diffusion_sweep() -> list[str]:
+    r = _load("diffusion_sweep")
+    if not r or not r.get("rows"):
+        return ["### Pixel diffusion: sampler sweep", "", "_Not measured yet._", ""]
+    out = ["### Pixel diffusion: FID against sampling steps (`emoji32-ddpm`)", "",
+           f"FID / precision / recall in genlab's emoji feature space, {r['n']} samples per configuration against the "
+           f"held-out split, seed {r['seed']}, bf16 autocast: {r.get('bf16')}. Real-vs-real floor (the same number "
+           f"of real training images against the held-out split): **{_fmt(r['real_floor_fid'], 4)}**. "
+           ("All configurations measured." if r.get("complete") else
+            "**Partial**: the sweep is resumable and not finished; configurations not yet measured are not shown."),
+           f"Command: `{r['command']}`; plot: `benchmarks/results/diffusion_sweep.svg`.", "",
+           "| sampler | steps | model evals | FID | precision | recall | seconds | near-copies of training images |",
+           "|---|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        mem = row.get("memorisation") or {}
+        out.append(f"| {row['sampler']} | {row['steps']} | {row['model_evaluations']} | {_fmt(row['fid'], 4)} | "
+                   f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {row['seconds']:.0f} | "
+                   f"{_fmt(mem.get('copy_fraction', mem.get('fraction_closer_than_train_nn')))} |")
+    if r.get("best"):
+        b = r["best"]
+        out += ["", f"Best: {b['sampler']} at {b['steps']} steps, FID {_fmt(b['fid'], 4)} "
+                    f"(floor {_fmt(r['real_floor_fid'], 4)})."]
+    return out + [""]
+
+
+def diffusion_speed() -> list[str]:
+    r = _load("diffusion_speed")
+    if not r:
+        return ["### Pixel diffusion: speed against diffusers", "", "_Not measured yet._", ""]
+    out = ["### UNet speed: genlab vs diffusers `UNet2DModel` (identical config and weights, side by side)", "",
+           f"Median of {next(iter(r['cases'].values()))['repeats']} alternating pairs; ratio = genlab time / "
+           f"diffusers time (below 1: genlab faster). Max output difference {r['max_abs_output_difference']:.1e}. "
+           f"Command: `{r['command']}`.", "", "| case | genlab (s) | diffusers (s) | ratio |", "|---|---|---|---|"]
+    for name, c in r["cases"].items():
+        out.append(f"| {name} | {c['a_median_s']:.3f} | {c['b_median_s']:.3f} | {c['ratio_a_over_b_median']:.3f} |")
+    return out + [""]
+
+
+def emoji_features() -> list[str]:
+    r = _load("emoji_features")
+    if not r:
+        return []
+    acc = {k: v for k, v in r.items() if "acc" in k and isinstance(v, (int, float))}
+    return ["### The FID feature network", "",
+            f"`{r.get('asset')}` ({r.get('params')} parameters, sha256 `{r.get('sha256', '')[:16]}…`), trained on "
+            f"the emoji training split only. " + ", ".join(f"{k}: {_fmt(v)}" for k, v in acc.items())
+            + f". Command: `{r.get('command')}`.", ""]
+
+
+def other_results(known: set[str]) -> list[str]:
+    rest = sorted(p.stem for p in RESULTS.glob("*.json") if p.stem not in known)
+    if not rest:
+        return []
+    out = ["### Other result files", ""]
+    for name in rest:
+        r = _load(name)
+        out.append(f"- `benchmarks/results/{name}.json` — `{r.get('command', '?')}`")
+    return out + [""]
+
+
+SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_speed, "emoji_features": emoji_features}
+EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers
+
+
+def main() -> None:
+    lines: list[str] = []
+    known = set(SECTIONS)
+    for fn in SECTIONS.values():
+        lines += fn()
+    for names, fn in EXTRA_SECTIONS:
+        known |= set(names)
+        lines += fn()
+    lines += other_results(known)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    block = "<!-- results:start -->\n" + "\n".join(lines).rstrip() + "\n<!-- results:end -->"
+    readme.write_text(re.sub(r"<!-- results:start -->.*<!-- results:end -->", lambda m: block, text, flags=re.S))
+    print(f"rewrote the results block of {readme}")
+
+
+if __name__ == "__main__":
+    main()
