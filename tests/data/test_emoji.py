@@ -33,14 +33,14 @@ def test_subset_renders_with_captions_categories_and_split(cache):
     assert sum(bool(c) for c in full.captions) >= 40
     assert all(E.split_of(h) == "test" for h in test.hexcodes)
     assert full.chars == [E.hexcode_to_char(h) for h in full.hexcodes]
-    meta = json.loads((cache / "emoji" / "v1-32-limit50" / "meta.json").read_text())
+    meta = json.loads((cache / "emoji" / f"{E.FORMAT}-32-limit50" / "meta.json").read_text())
     assert meta["license"] == "CC BY-SA 4.0" and "OpenMoji" in meta["attribution"]
-    assert read_manifest(cache / "emoji" / "v1-32-limit50") is not None
+    assert read_manifest(cache / "emoji" / f"{E.FORMAT}-32-limit50") is not None
 
 
 def test_damaged_cache_is_rebuilt(cache):
     first = E.load_emoji(32, "all", limit=20)
-    npz = cache / "emoji" / "v1-32-limit20" / "images.npz"
+    npz = cache / "emoji" / f"{E.FORMAT}-32-limit20" / "images.npz"
     npz.write_bytes(npz.read_bytes()[:-10])  # truncated: the checksum no longer matches
     assert read_manifest(npz.parent) is None
     again = E.load_emoji(32, "all", limit=20)
@@ -75,6 +75,13 @@ def test_split_is_stable_and_ignores_fe0f_and_skin_tone():
     # Golden values: the held-out split must never move (benchmarks compare against it).
     assert [E.split_of(h) for h in ("002D", "1F0CF", "1F191", "1F199")] == ["test"] * 4
     assert [E.split_of(h) for h in ("0023-FE0F-20E3", "002A-FE0F-20E3", "1F600")] == ["train"] * 3
+
+
+def test_held_out_glyph_identical_to_a_training_glyph_moves_to_train():
+    test_codes = [h for h in E.openmoji_hexcodes() if E.split_of(h) == "test"][:2]
+    train_code = next(h for h in E.openmoji_hexcodes() if E.split_of(h) == "train")
+    split, moved = E.held_out_split([train_code, *test_codes], ["same", "same", "other"])
+    assert split == ["train", "train", "test"] and moved == [test_codes[0]]
 
 
 def test_captions_and_categories():
