@@ -196,6 +196,16 @@ def transcribe(
                 break
         time_offset = seek * HOP_LENGTH / SAMPLE_RATE
         segment_size = min(N_FRAMES, content_frames - seek)
+        if speech is not None:
+            # End the window at a pause of 1 s or more, so that one segment never spans two utterances and
+            # the decoder never sees the silence between them (as faster-whisper's VAD filter achieves).
+            group = [(s, e) for s, e in speech_frames if e > seek]
+            end = group[0][1]
+            for s, e in group[1:]:
+                if s - end >= FRAMES_PER_SECOND or e - seek > N_FRAMES:
+                    break
+                end = e
+            segment_size = max(1, min(segment_size, end - seek))
         window = pad_or_trim(mel[:, seek : seek + segment_size], N_FRAMES)[None].to(device, dtype)
         features = encode(window)
         opts = replace(base, prompt=all_tokens[prompt_reset_since:] or None)
