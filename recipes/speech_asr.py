@@ -103,6 +103,10 @@ def main(argv: list[str]) -> None:
     if not args.export:
         cfg = apply_overrides(preset("speech-asr"), args.overrides)
         train(cfg, run)
+        step = load_checkpoint(run, kind="whisper").meta.get("step", 0)
+        if step < cfg.train.steps:  # stopped by a signal: rerun to resume, export at the end
+            print(f"stopped at step {step} of {cfg.train.steps}; not exporting")
+            return
     export(run, argv)
 
 
