@@ -58,7 +58,8 @@ def export(run: Path, argv: list[str]) -> None:
     ASSET.mkdir(parents=True, exist_ok=True)
     half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()}
     tmp = ASSET.parent / ".speech-asr-export"
-    save_checkpoint(tmp, kind="whisper", config=to_dict(cfg), model=half,
+    config = {**to_dict(cfg), "multilingual": True, "alignment_heads": None}  # genlab.interop.whisper's format
+    save_checkpoint(tmp, kind="whisper", config=config, model=half,
                     meta={"step": ckpt.meta.get("step"), "source_run": str(run), "weights": "ema, float16"})
     for name in ("config.json", "model.safetensors", "meta.json"):
         shutil.copy(tmp / name, ASSET / name)

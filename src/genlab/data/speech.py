@@ -286,10 +286,10 @@ def render(u: Utterance, engine: Espeak, seed: int) -> np.ndarray:
     speech = soxr.resample(speech, engine.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     rng = np.random.default_rng([seed, int.from_bytes(u.id.encode()[-8:], "little")])
     if u.rt60_s > 0:
-        from scipy.signal import fftconvolve
-
-        tail = int(0.3 * SAMPLE_RATE)  # keep 0.3 s of the reverberant tail
-        wet = fftconvolve(speech, room_impulse_response(u.rt60_s, SAMPLE_RATE, rng))[: len(speech) + tail]
+        ir = room_impulse_response(u.rt60_s, SAMPLE_RATE, rng)
+        n = len(speech) + len(ir) - 1  # linear convolution through the FFT
+        wet = np.fft.irfft(np.fft.rfft(speech, n) * np.fft.rfft(ir, n), n).astype(np.float32)
+        wet = wet[: len(speech) + int(0.3 * SAMPLE_RATE)]  # keep 0.3 s of the reverberant tail
         dry = np.pad(speech, (0, len(wet) - len(speech)))
         wet *= np.sqrt(np.sum(dry**2) / (np.sum(wet**2) + 1e-12))
         speech = (1 - u.wet) * dry + u.wet * wet
