@@ -4,8 +4,11 @@ Targets follow Whisper's multitask format (Radford et al. 2022, figure 1, sectio
 
     <|startoftranscript|> <|lang|> <|transcribe|> <|notimestamps|>  text tokens  <|endoftext|>
 
-The loss covers the language token (predicted from ``<|startoftranscript|>``: this is how Whisper learns language
-identification), every text token and ``<|endoftext|>``; the fixed task tokens are not scored.
+Half of the utterances (a fixed, seeded half) are trained in timestamp mode instead, ``<|lang|> <|transcribe|>
+<|t0|> text <|t1|> <|endoftext|>``, with ``t0``/``t1`` where the voice starts and stops in the clip (the corpus
+plan knows it), so that the long-form pipeline, which decodes with timestamps, serves the model too. The loss covers
+the language token (predicted from ``<|startoftranscript|>``: this is how Whisper learns language identification),
+the timestamps, every text token and ``<|endoftext|>``; the fixed task tokens are not scored.
 
 Two things keep a small model small and fast, without changing the architecture or the decoder:
 
@@ -53,6 +56,7 @@ class DataConfig:
     full_window_every: int = 4  # every n-th batch encodes the full 30 s window (a quarter of its rows); 0: never
     group_size: int = 24  # utterances of similar length per training example (see ASRTask.batch)
     max_tokens: int = 96  # transcripts longer than this (in tokens) are cut
+    timestamps: bool = True  # train half the utterances in timestamp mode (speech start/end tokens)
 
 
 @dataclass
@@ -78,7 +82,7 @@ PRESETS: dict[str, ASRRunConfig] = {
         model=_small(192, 3, 3),
         data=DataConfig(group_size=24),
         train=TrainConfig(
-            steps=800, batch_size=1, lr=2e-3, warmup_steps=50, weight_decay=0.05, beta2=0.98,
+            steps=900, batch_size=1, lr=2e-3, warmup_steps=50, weight_decay=0.05, beta2=0.98,
             ema_decay=0.995, ckpt_every=25, log_every=5, threads=1,
         ),
     ),
@@ -120,11 +124,34 @@ def default_tokenizer_path() -> Path:
     raise GenlabError("no Whisper tokenizer.json found: install genlab[whisper] or restore assets/speech-asr/")
 
 
-def target_tokens(tokenizer, language: str, text: str, max_tokens: int) -> list[int]:
-    """``<|sot|> <|lang|> <|transcribe|> <|notimestamps|> text <|eot|>`` (text with Whisper's leading space)."""
+def target_tokens(tokenizer, language: str, text: str, max_tokens: int,
+                  span: tuple[float, float] | None = None) -> list[int]:
+    """Whisper's training sequence for one utterance (text with Whisper's leading space)::
+
+        <|sot|> <|lang|> <|transcribe|> <|notimestamps|> text <|eot|>        (span None)
+        <|sot|> <|lang|> <|transcribe|> <|t0|> text <|t1|> <|eot|>           (span = (t0, t1) seconds)
+
+    Timestamps are tokens in 20 ms steps after ``<|notimestamps|>`` (Radford et al. 2022, section 2.3)."""
     text_ids = tokenizer.encode(" " + text.strip())[:max_tokens]
-    return [tokenizer.sot, tokenizer.language_token(language), tokenizer.transcribe, tokenizer.no_timestamps,
-            *text_ids, tokenizer.eot]
+    head = [tokenizer.sot, tokenizer.language_token(language), tokenizer.transcribe]
+    if span is None:
+        return [*head, tokenizer.no_timestamps, *text_ids, tokenizer.eot]
+    t0, t1 = (tokenizer.timestamp_begin + min(1500, max(0, round(t / 0.02))) for t in span)
+    return [*head, t0, *text_ids, t1, tokenizer.eot]
+
+
+def speech_span(u) -> tuple[float, float]:
+    """Where the voice is in a corpus clip: after the leading silence, until the trailing silence (and the
+    0.3 s of reverberant tail the renderer keeps)."""
+    tail = 0.3 if u.rt60_s > 0 else 0.0
+    return u.lead_s, max(u.lead_s + 0.02, u.duration_s - u.trail_s - tail)
+
+
+def uses_timestamps(uid: str, seed: int) -> bool:
+    """Half of the utterances are trained in timestamp mode, as Whisper trains both (a seeded, fixed choice)."""
+    import zlib
+
+    return zlib.crc32(f"{seed}-{uid}".encode()) % 2 == 0
 
 
 def utterance_mels(corpus, indices: list[int], n_mels: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -192,7 +219,8 @@ class ASRTask:
         self.mels = [all_mels[i] for i in self.train_ids]
         self.pads = all_pads[self.train_ids]
         self.tokens = [
-            target_tokens(self.tokenizer, u.language, u.text, cfg.data.max_tokens)
+            target_tokens(self.tokenizer, u.language, u.text, cfg.data.max_tokens,
+                          speech_span(u) if cfg.data.timestamps and uses_timestamps(u.id, cfg.data.seed) else None)
             for u in (self.corpus.utterances[i] for i in self.train_ids)
         ]
         self.groups = self._length_groups()
@@ -212,6 +240,8 @@ class ASRTask:
         tok = self.tokenizer
         ids = {t for seq in self.tokens for t in seq}
         ids |= set(range(tok.eot, tok.no_timestamps + 1))  # every special token up to <|notimestamps|>
+        if self.cfg.data.timestamps:
+            ids |= set(range(tok.timestamp_begin, tok.timestamp_begin + 1501))  # <|0.00|> ... <|30.00|>
         for t in range(tok.eot):
             if len(tok.bpe.decode([t]).strip()) == 1:  # one-character pieces: anything can still be spelled
                 ids.add(t)
@@ -267,7 +297,9 @@ class ASRTask:
             s = torch.tensor(seqs[b])
             tokens[b, : len(s) - 1] = s[:-1]
             targets[b, : len(s) - 1] = s[1:]
-            targets[b, 1:3] = IGNORE  # <|transcribe|> and <|notimestamps|> are given, not predicted
+            # <|transcribe|> (and <|notimestamps|>) are given, not predicted; a first timestamp is predicted.
+            given = 3 if s[3] == self.tokenizer.no_timestamps else 2
+            targets[b, 1:given] = IGNORE
         return {"mel": mel, "tokens": tokens, "targets": targets}
 
     def decoder_hidden(self, mel: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -330,7 +362,7 @@ class ASRTask:
                 mel[b, :, : m.shape[1]] = m
                 s = torch.tensor(seqs[b])
                 tokens[b, : len(s) - 1], targets[b, : len(s) - 1] = s[:-1], s[1:]
-                targets[b, 1:3] = IGNORE
+                targets[b, 1:3] = IGNORE  # scored in <|notimestamps|> mode: text, language and <|eot|>
             device = next(model.parameters()).device
             logits = model(mel.to(device), tokens.to(device)).float()
             total += float(F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten(),
