@@ -150,4 +150,5 @@ def test_short_and_resampled_inputs(base, tmp_path):
     sf.write(tmp_path / "jfk48k.wav", np.stack([soxr.resample(audio, 16000, 48000)] * 2, axis=1), 48000)
     for name in ("jfk8k.wav", "jfk48k.wav"):
         text = base.transcribe(str(tmp_path / name), language="en", beam_size=1).text.lower()
-        assert "ask not what your country can do for you" in text, (name, text)
+        # 8 kHz loses everything above 4 kHz; greedy base then hears "asked not": check the rest.
+        assert "what your country can do for you, ask what you can do for your country" in text, (name, text)
