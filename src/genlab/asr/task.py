@@ -76,13 +76,14 @@ def _small(d: int, heads: int, layers: int) -> WhisperConfig:
 
 
 PRESETS: dict[str, ASRRunConfig] = {
-    # The bundled model: trained from scratch in about 50 minutes on one thread of a CPU shared with other jobs
-    # (with the 2 cores oversubscribed, 1 thread measured 2-3x faster per step than 2).
+    # The bundled model: trained from scratch in about an hour on one thread of a CPU shared with other jobs
+    # (with the 2 cores oversubscribed, 1 thread measured 2-3x faster per step than 2; bf16 autocast 1.9x fp32,
+    # benchmarks/results/speech_throughput.json).
     "speech-asr": ASRRunConfig(
         model=_small(192, 3, 3),
         data=DataConfig(group_size=24),
         train=TrainConfig(
-            steps=900, batch_size=1, lr=2e-3, warmup_steps=50, weight_decay=0.05, beta2=0.98,
+            steps=1400, batch_size=1, lr=2e-3, warmup_steps=50, weight_decay=0.05, beta2=0.98, amp="bf16",
             ema_decay=0.995, ckpt_every=25, log_every=5, threads=1,
         ),
     ),
