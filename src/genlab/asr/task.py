@@ -83,7 +83,7 @@ PRESETS: dict[str, ASRRunConfig] = {
         model=_small(192, 3, 3),
         data=DataConfig(group_size=24),
         train=TrainConfig(
-            steps=1400, batch_size=1, lr=2e-3, warmup_steps=50, weight_decay=0.05, beta2=0.98, amp="bf16",
+            steps=1200, batch_size=1, lr=2e-3, warmup_steps=50, weight_decay=0.05, beta2=0.98, amp="bf16",
             ema_decay=0.995, ckpt_every=25, log_every=5, threads=1,
         ),
     ),
