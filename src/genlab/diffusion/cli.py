@@ -25,7 +25,9 @@ def register(commands) -> None:
         p.add_argument("--n", type=int, default=16)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
-        p.add_argument("--bf16", action="store_true", help="bf16 autocast (about 2x faster on CPU)")
+        p.add_argument("--bf16", action="store_true", help="bf16 autocast (about 2x faster on CPU at large batch)")
+        p.add_argument("--no-clip", dest="clip", action="store_false",
+                       help="do not clamp the predicted clean image to [-1, 1] at each step (Ho et al. do)")
 
     p = commands.sample.add_parser("diffusion", help="sample images from a diffusion model")
     sampling_args(p)
@@ -68,8 +70,9 @@ def _load_and_generate(args):
 
     loaded = load(args.model, use_ema=not args.no_ema)
     images = generate(loaded.model, loaded.cfg, n=args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                      amp=args.bf16)
-    return loaded, images, provenance(loaded, args.sampler, args.steps, args.seed, args.n, bf16=args.bf16)
+                      amp=args.bf16, clip=args.clip)
+    return loaded, images, provenance(loaded, args.sampler, args.steps, args.seed, args.n, bf16=args.bf16,
+                                      clip=args.clip)
 
 
 def _sample(args) -> None:

@@ -20,6 +20,7 @@ from ..data.images import make_grid, save_png
 from ..errors import GenlabError
 from .model import UNet
 from .samplers import make_sampler, sample_loop
+from .schedule import NoiseSchedule, make_prediction, split_prediction
 from .task import DiffusionConfig, build_model, to_uint8
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -51,6 +52,28 @@ def load(name_or_dir: str, use_ema: bool = True, device: str = "cpu") -> LoadedM
     return LoadedModel(model, cfg, str(ckpt.path), weights_hash(state), ckpt.meta)
 
 
+def clip_denoised(model_fn, schedule: NoiseSchedule, prediction_type: str):
+    """Wrap ``model_fn`` so that the clean image it implies is clamped to the data range [-1, 1].
+
+    Ho et al. 2020 clip the predicted x0 when sampling (``clip_denoised=True`` in their code): at high noise an
+    eps-model's x0 estimate is the noise divided by sqrt(abar_t) ~ 0.006, and without the clamp an imperfect model
+    can drive the sample out of range. Done here, around the model, it applies to every sampler alike (the samplers
+    themselves stay equal to diffusers'). Fractional timesteps (Euler, Heun) get sigma by log-linear interpolation.
+    """
+
+    def wrapped(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = model_fn(x_t, t)
+        sigma_vp = torch.as_tensor(schedule.t_to_sigma(t.detach().cpu().double().numpy()), dtype=x_t.dtype)
+        abar = (1 / (1 + sigma_vp**2)).to(x_t.device).view(-1, *([1] * (x_t.ndim - 1)))  # (B, 1, 1, 1)
+        alpha, sigma = abar.sqrt(), (1 - abar).sqrt()
+        x0, _ = split_prediction(out, x_t, alpha, sigma, prediction_type)
+        x0 = x0.clamp(-1, 1)
+        eps = (x_t - alpha * x0) / sigma
+        return make_prediction(x0, eps, alpha, sigma, prediction_type)
+
+    return wrapped
+
+
 @torch.no_grad()
 def generate(
     model: torch.nn.Module,
@@ -62,9 +85,11 @@ def generate(
     batch_size: int = 256,
     callback=None,
     amp: bool = False,
+    clip: bool = True,
 ) -> torch.Tensor:
     """``n`` samples as uint8 (n, C, H, W). Batch ``b`` draws its noise from ``seed + b``, so a given
-    (seed, n, batch_size) always gives the same images, and any batch can be regenerated on its own."""
+    (seed, n, batch_size) always gives the same images, and any batch can be regenerated on its own. ``clip``
+    clamps the model's implied clean image to [-1, 1] at every step (see :func:`clip_denoised`)."""
     if n < 1 or steps < 1:
         raise GenlabError(f"need n >= 1 and steps >= 1 (got n={n}, steps={steps})")
     schedule = cfg.noise_schedule()
@@ -81,7 +106,8 @@ def generate(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 return model(x, t).float()
 
-        x = sample_loop(model_fn, smp, (count, cfg.unet.in_channels, size, size), generator, callback, device=device)
+        fn = clip_denoised(model_fn, schedule, cfg.prediction_type) if clip else model_fn
+        x = sample_loop(fn, smp, (count, cfg.unet.in_channels, size, size), generator, callback, device=device)
         out.append(to_uint8(x.cpu()))
     return torch.cat(out)
 
