@@ -85,7 +85,10 @@ class KVCache:
         dtype, device = audio_features.dtype, audio_features.device
         self.self_k = [torch.zeros(B, H, self.max_len, Dh, dtype=dtype, device=device) for _ in model.decoder.blocks]
         self.self_v = [torch.zeros_like(k) for k in self.self_k]
-        self.cross_kv = [block.cross_attn.project_kv(audio_features) for block in model.decoder.blocks]
+        # Contiguous per head: every step reads them all, and SDPA on strided keys copies them first (~3x slower).
+        self.cross_kv = [
+            tuple(t.contiguous() for t in block.cross_attn.project_kv(audio_features)) for block in model.decoder.blocks
+        ]
         self.length = 0
 
     def reorder(self, index: torch.Tensor) -> None:
