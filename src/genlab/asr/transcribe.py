@@ -182,31 +182,20 @@ def transcribe(
     segments: list[Segment] = []
     seek = 0
     bar = _Progress(content_frames, enabled=progress)
-    speech_frames = [(int(s * FRAMES_PER_SECOND), int(math.ceil(e * FRAMES_PER_SECOND))) for s, e in speech or []]
+    groups = _speech_groups(speech) if speech is not None else None
+    one_group_next = False  # set when a packed window gave a segment spanning two utterances
 
     while seek < content_frames:
-        if speech is not None:
-            # Jump over stretches without speech; stop when no speech is left.
-            ahead = [(s, e) for s, e in speech_frames if e > seek]
-            if not ahead:
+        if groups is None:
+            win = _Window([(seek, seek + min(N_FRAMES, content_frames - seek))])
+        else:
+            win = _pack(groups, seek, content_frames, one_group_next)
+            if win is None:  # no speech left
                 break
-            # Start a window up to 1 s before the next speech (windows that already hold speech stay put).
-            seek = max(seek, ahead[0][0] - FRAMES_PER_SECOND)
-            if seek >= content_frames:
-                break
-        time_offset = seek * HOP_LENGTH / SAMPLE_RATE
-        segment_size = min(N_FRAMES, content_frames - seek)
-        if speech is not None:
-            # End the window at a pause of 1 s or more, so that one segment never spans two utterances and
-            # the decoder never sees the silence between them (as faster-whisper's VAD filter achieves).
-            group = [(s, e) for s, e in speech_frames if e > seek]
-            end = group[0][1]
-            for s, e in group[1:]:
-                if s - end >= FRAMES_PER_SECOND or e - seek > N_FRAMES:
-                    break
-                end = e
-            segment_size = max(1, min(segment_size, end - seek))
-        window = pad_or_trim(mel[:, seek : seek + segment_size], N_FRAMES)[None].to(device, dtype)
+        one_group_next = False
+        seek = win.pieces[0][0]
+        segment_size = win.frames
+        window = pad_or_trim(win.gather(mel), N_FRAMES)[None].to(device, dtype)
         features = encode(window)
         opts = replace(base, prompt=all_tokens[prompt_reset_since:] or None)
         result, accepted = decode_with_fallback(model, features, tok, opts, options)
@@ -214,20 +203,30 @@ def transcribe(
         if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold and not (
             options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold
         ):
-            seek += segment_size  # the model hears nobody: skip the window
+            seek = win.pieces[-1][1]  # the model hears nobody: skip the window
             bar.update(seek)
             continue
 
         previous_seek = seek
-        new, seek = _split_segments(result, tok, seek, segment_size, time_offset)
+        # Segments, words and the next seek in window time, then mapped back to the file's clock.
+        new, next_frame = _split_segments(result, tok, 0, segment_size, 0.0)
+        if len(win.pieces) > 1:
+            # Whisper's own timestamps are too loose to tell which packed utterance a segment belongs to:
+            # align the tokens to the audio and cut the segments where the utterance changes.
+            new, next_frame, one_group_next = _split_at_pieces(model, tok, result, new, features, win, next_frame)
         if options.word_timestamps and new:
-            add_word_timestamps(model, tok, new, features, options, segment_size, time_offset)
+            add_word_timestamps(model, tok, new, features, options, segment_size, 0.0)
             # Seek to the end of the last word rather than of a segment that may have been cut off.
-            if not (len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin
-                    and result.tokens[-2] < tok.timestamp_begin):
+            if len(win.pieces) == 1 and not (len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin
+                                             and result.tokens[-2] < tok.timestamp_begin):
                 last = [w.end for s in new for w in s.words]
-                if last and last[-1] > time_offset:
-                    seek = round(last[-1] * FRAMES_PER_SECOND)
+                if last and last[-1] > 0:
+                    next_frame = round(last[-1] * FRAMES_PER_SECOND)
+        seek = round(win.to_file_frame(next_frame))
+        for s in new:
+            s.start, s.end = win.to_file_time(s.start), win.to_file_time(s.end, end=True)
+            for w in s.words:
+                w.start, w.end = win.to_file_time(w.start), win.to_file_time(w.end, end=True)
         seek = max(seek, previous_seek + 1)
         new = [s for s in new if s.end > s.start and s.text.strip()]
         if speech is not None:
@@ -239,8 +238,8 @@ def transcribe(
                 s.words = [w for w in s.words if _overlaps(w.start, w.end, speech)]
         for s in new:
             s.id = len(segments)
-            s.end = min(s.end, duration)
-            s.start = min(s.start, s.end)
+            s.end = round(min(s.end, duration), 3)
+            s.start = round(min(s.start, s.end), 3)
             segments.append(s)
             all_tokens.extend(s.tokens)
             if on_segment is not None:
@@ -252,6 +251,135 @@ def transcribe(
     bar.close()
     text = "".join(tok.decode(s.tokens) for s in segments).strip()
     return TranscriptionResult(text, segments, language, duration, language_probs)
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Windows over the voice-activity regions: utterances packed into one 30 s window
+
+
+LEAD_FRAMES = FRAMES_PER_SECOND  # audio kept before each utterance (the pause the decoder sees between them)
+
+
+def _speech_groups(speech: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """VAD regions joined across pauses shorter than 1 s: the utterances (seconds)."""
+    out: list[tuple[float, float]] = []
+    for s, e in speech:
+        if out and s - out[-1][1] < 1.0:
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+@dataclass
+class _Window:
+    """Pieces ``(start, end)`` of the file's mel frames, laid end to end in one encoder window."""
+
+    pieces: list[tuple[int, int]]
+
+    @property
+    def frames(self) -> int:
+        return sum(b - a for a, b in self.pieces)
+
+    def gather(self, mel: torch.Tensor) -> torch.Tensor:
+        return torch.cat([mel[:, a:b] for a, b in self.pieces], dim=1)  # (n_mels, frames)
+
+    def to_file_frame(self, w: float, end: bool = False) -> float:
+        """Window frame -> file frame; a frame on the seam of two pieces belongs to the later one (to the
+        earlier one with ``end``, for the end of a segment or word)."""
+        offset = 0
+        for a, b in self.pieces:
+            n = b - a
+            if w < offset + n or (end and w <= offset + n):
+                return a + max(0.0, w - offset)
+            offset += n
+        return self.pieces[-1][1]
+
+    def to_file_time(self, t: float, end: bool = False) -> float:
+        return self.to_file_frame(t * FRAMES_PER_SECOND, end) / FRAMES_PER_SECOND
+
+    def bounds(self) -> list[tuple[int, int]]:
+        """Each piece's (start, end) in window frames."""
+        out, offset = [], 0
+        for a, b in self.pieces:
+            out.append((offset, offset + b - a))
+            offset += b - a
+        return out
+
+    def piece_at(self, w: float) -> int:
+        return next((i for i, (_, b) in enumerate(self.bounds()) if w < b), len(self.pieces) - 1)
+
+
+def _split_at_pieces(
+    model: Whisper, tok: WhisperTokenizer, result: DecodingResult, segments: list[Segment], features: torch.Tensor,
+    win: _Window, next_frame: int,
+) -> tuple[list[Segment], int, bool]:
+    """Re-cut a packed window's segments so that each lies in one piece (one utterance), by the time the
+    alignment heads give each token (as for word timing). A segment's bounds become its piece's bounds where it
+    starts or ends the piece (the voice-activity clip then pulls them in to the speech) and the aligned token
+    times inside. Text cut off at the window's end is decoded again from the start of its piece.
+    Returns (segments, next seek in window frames, whether the next window must hold one piece only)."""
+    text = [t for t in result.tokens if t < tok.eot]
+    if not text:
+        return segments, next_frame, False
+    times = _token_times(model, tok, text, features, win.frames)  # (n + 1,) seconds
+    mids = (times[:-1] + times[1:]) / 2 * FRAMES_PER_SECOND
+    piece = np.maximum.accumulate([win.piece_at(m) for m in mids])  # monotonic: utterances come in order
+    # A word goes with the piece of its first token.
+    for i in range(1, len(text)):
+        if not tok.decode([text[i]]).startswith(" ") and piece[i] != piece[i - 1]:
+            piece[i] = piece[i - 1]
+    bounds = win.bounds()
+    out, pos = [], 0
+    for seg in segments:
+        n = len(seg.tokens)
+        idx = list(range(pos, pos + n))
+        pos += n
+        while idx:
+            k = piece[idx[0]]
+            part = [i for i in idx if piece[i] == k]
+            idx = idx[len(part):]
+            start = times[part[0]] if part[0] > 0 and piece[part[0] - 1] == k else bounds[k][0] / FRAMES_PER_SECOND
+            last = part[-1] + 1 >= len(text) or piece[part[-1] + 1] != k
+            end = bounds[k][1] / FRAMES_PER_SECOND if last else times[part[-1] + 1]
+            toks = [text[i] for i in part]
+            out.append((k, Segment(0, float(start), float(end), tok.decode(toks), toks, seg.temperature,
+                                   seg.avg_logprob, seg.compression_ratio, seg.no_speech_prob)))
+    complete = len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin and (
+        result.tokens[-2] < tok.timestamp_begin)
+    if pos < len(text):  # text after the last complete segment: redo its utterance from the start
+        k = int(piece[pos])
+        kept = [s for p, s in out if p < k]
+        return kept, bounds[k][0], k == 0
+    if complete or not out:
+        return [s for _, s in out], win.frames, False
+    k = out[-1][0]  # the decoder stopped early: go on after the piece it ended in
+    return [s for _, s in out], (bounds[k][1] if k < len(bounds) - 1 else next_frame), False
+
+
+def _pack(groups: list[tuple[float, float]], seek: int, content_frames: int, one_group: bool) -> _Window | None:
+    """A window from ``seek``: the next utterance (from up to 1 s before it) and, unless ``one_group``, the ones
+    after it that fit whole in the remaining 30 s. The encoder costs the same for 3 s as for 30 s, and one
+    window per utterance would spend most of it on padding (as faster-whisper's VAD collector avoids too)."""
+    pieces: list[tuple[int, int]] = []
+    used, pos = 0, seek
+    for gs, ge in groups:
+        a_g, b_g = int(gs * FRAMES_PER_SECOND), min(content_frames, int(math.ceil(ge * FRAMES_PER_SECOND)))
+        if b_g <= pos:
+            continue
+        a = max(pos, a_g - LEAD_FRAMES)
+        if not pieces:
+            b = min(b_g, a + N_FRAMES)  # a long utterance: the usual seeking takes it 30 s at a time
+        elif used + b_g - a > N_FRAMES:
+            break
+        else:
+            b = b_g
+        pieces.append((a, b))
+        used, pos = used + b - a, b
+        if one_group or used >= N_FRAMES:
+            break
+    return _Window(pieces) if pieces and pieces[0][0] < content_frames else None
 
 
 def _overlaps(start: float, end: float, speech: list[tuple[float, float]]) -> bool:
@@ -302,22 +430,20 @@ def _split_segments(
 
 def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Monotonic alignment of text tokens (rows) to audio frames (columns) minimising the summed ``cost``
-    (Sakoe & Chiba 1978); returns the (text_index, time_index) path."""
+    (Sakoe & Chiba 1978); returns the (text_index, time_index) path. The accumulated cost is filled one
+    anti-diagonal at a time (every cell on it depends only on the two before), so numpy does the inner loop."""
     N, M = cost.shape
     acc = np.full((N + 1, M + 1), np.inf)
     move = np.zeros((N + 1, M + 1), dtype=np.int8)
     acc[0, 0] = 0
-    for j in range(1, M + 1):
-        for i in range(1, N + 1):
-            c0, c1, c2 = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
-            if c0 <= c1 and c0 <= c2:
-                best, m = c0, 0
-            elif c1 <= c2:
-                best, m = c1, 1
-            else:
-                best, m = c2, 2
-            acc[i, j] = cost[i - 1, j - 1] + best
-            move[i, j] = m
+    for d in range(2, N + M + 1):  # cells (i, j) with i + j = d, 1 <= i <= N, 1 <= j <= M
+        i = np.arange(max(1, d - M), min(N, d - 1) + 1)
+        j = d - i
+        c0, c1, c2 = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+        # Ties go to the diagonal, then to the step down (the same order as a cell-by-cell loop).
+        m = np.where((c0 <= c1) & (c0 <= c2), 0, np.where(c1 <= c2, 1, 2))
+        acc[i, j] = cost[i - 1, j - 1] + np.choose(m, [c0, c1, c2])
+        move[i, j] = m
     i, j, path = N, M, []
     while i > 0 or j > 0:
         path.append((i - 1, j - 1))
@@ -341,6 +467,31 @@ def _median_filter(x: torch.Tensor, width: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _token_times(
+    model: Whisper, tok: WhisperTokenizer, text_tokens: list[int], features: torch.Tensor, num_frames: int,
+    medfilt_width: int = 7, probs_out: list[float] | None = None,
+) -> np.ndarray:
+    """When each text token (and the final <|endoftext|>) starts, in seconds from the window start: the
+    alignment heads' cross-attention, normalised and median-filtered, aligned to the frames by DTW."""
+    sequence = [*tok.sot_sequence, tok.no_timestamps, *text_tokens, tok.eot]
+    tokens = torch.tensor([sequence], device=features.device)
+    weights = model.cross_attention_weights(tokens, features)  # n_layer x (1, H, T, 1500)
+    if probs_out is not None:
+        logits = model.logits(tokens, features)[0]  # (T, V)
+        probs = logits[len(tok.sot_sequence) :, : tok.eot].float().softmax(dim=-1)
+        probs_out.extend(probs[torch.arange(len(text_tokens)), torch.tensor(text_tokens)].tolist())
+    heads = model.alignment_heads.nonzero().tolist()
+    w = torch.stack([weights[layer][0, head] for layer, head in heads])  # (n_heads, T, 1500)
+    w = w[:, :, : num_frames // 2].float()
+    w = (w - w.mean(dim=-1, keepdim=True)) / w.std(dim=-1, keepdim=True).clamp_min(1e-9)  # per token
+    w = _median_filter(w, medfilt_width)
+    matrix = w.mean(dim=0)[len(tok.sot_sequence) : -1]  # (n_text + 1, frames): text tokens and the eot
+    text_idx, time_idx = dtw(-matrix.double().cpu().numpy())
+    jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
+    return time_idx[jumps] * TIME_PRECISION
+
+
+@torch.no_grad()
 def add_word_timestamps(
     model: Whisper, tok: WhisperTokenizer, segments: list[Segment], features: torch.Tensor,
     opts: TranscribeOptions, num_frames: int, time_offset: float, medfilt_width: int = 7,
@@ -349,27 +500,13 @@ def add_word_timestamps(
     text_tokens = [t for s in segments for t in s.tokens if t < tok.eot]
     if not text_tokens:
         return
-    sequence = [*tok.sot_sequence, tok.no_timestamps, *text_tokens, tok.eot]
-    tokens = torch.tensor([sequence], device=features.device)
-    weights = model.cross_attention_weights(tokens, features)  # n_layer x (1, H, T, 1500)
-    logits = model.logits(tokens, features)[0]  # (T, V)
-    probs = logits[len(tok.sot_sequence) :, : tok.eot].float().softmax(dim=-1)
-    token_probs = probs[torch.arange(len(text_tokens)), torch.tensor(text_tokens)].tolist()
-
-    heads = model.alignment_heads.nonzero().tolist()
-    w = torch.stack([weights[layer][0, head] for layer, head in heads])  # (n_heads, T, 1500)
-    w = w[:, :, : num_frames // 2].float()
-    w = (w - w.mean(dim=-1, keepdim=True)) / w.std(dim=-1, keepdim=True).clamp_min(1e-9)  # per token
-    w = _median_filter(w, medfilt_width)
-    matrix = w.mean(dim=0)[len(tok.sot_sequence) : -1]  # (n_text + 1, frames): text tokens and the eot
-    text_idx, time_idx = dtw(-matrix.double().cpu().numpy())
+    token_probs: list[float] = []
+    jump_times = _token_times(model, tok, text_tokens, features, num_frames, medfilt_width, token_probs)
 
     words, word_tokens = tok.split_to_word_tokens(text_tokens + [tok.eot])
     if len(word_tokens) <= 1:
         return
     boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
-    jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
-    jump_times = time_idx[jumps] * TIME_PRECISION  # when each token starts, in seconds from the window start
     starts, ends = jump_times[boundaries[:-1]], jump_times[boundaries[1:]]
     items = [
         [Word(w, round(time_offset + float(s), 3), round(time_offset + float(e), 3),
