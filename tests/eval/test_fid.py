@@ -7,6 +7,7 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.eval.fid import (
+    density_coverage,
     frechet_distance,
     gaussian_frechet_distance,
     memorisation,
@@ -57,6 +58,19 @@ def test_precision_recall_sanity():
     collapsed = real[:1] + 0.01 * rng.normal(size=(400, 8))
     p, r = precision_recall(real, collapsed, k=3)
     assert p == 1.0 and r < 0.05
+
+
+def test_density_coverage_sanity():
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(500, 8))
+    density, coverage = density_coverage(real, real.copy(), k=5)
+    # Ball i holds its centre and its k nearest neighbours: (k + 1) / k exactly, with no ties.
+    assert density == pytest.approx(6 / 5, rel=0.01) and coverage == 1.0  # (rel: cdist round-off at the radius)
+    fresh_density, fresh_coverage = density_coverage(real, rng.normal(size=(500, 8)), k=5)
+    assert 0.6 < fresh_density < 1.4 and fresh_coverage > 0.8
+    collapsed = real[:1] + 0.01 * rng.normal(size=(500, 8))
+    assert density_coverage(real, collapsed, k=5)[1] < 0.05
+    assert density_coverage(real, real + 100.0, k=5) == (0.0, 0.0)
 
 
 def test_nearest_neighbours_and_memorisation_flags_copies():

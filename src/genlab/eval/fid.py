@@ -10,6 +10,8 @@
 - Memorisation: the nearest training image of every sample, in pixels and in features, compared with how close
   training images are to *each other*; a sample closer to the training set than training images typically are to
   their own nearest neighbour is a candidate copy.
+- Density and coverage (Naeem et al. 2020): the same balls, counted so that outlier real points (whose large
+  balls let even a blank image count as "precise") weigh less.
 - The real-vs-real floor: the FID that real images of the training split get against the same reference. No
   model can be expected to beat it; it is reported beside every FID.
 
@@ -82,6 +84,19 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     precision = (d <= _kth_neighbour_radius(r, k)[None, :]).any(1).double().mean().item()
     recall = (d.t() <= _kth_neighbour_radius(f, k)[None, :]).any(1).double().mean().item()
     return precision, recall
+
+
+def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020), robust to the outlier real points that make precision generous.
+
+    Density counts how many real k-NN balls hold each sample (1 on average for real data); coverage is the
+    fraction of real balls that hold at least one sample. A collapsed model can have precision 1, never coverage 1.
+    """
+    if len(real) <= k or len(fake) < 1:
+        raise GenlabError(f"density/coverage with k={k} needs more than {k} real samples")
+    r, f = torch.as_tensor(real, dtype=torch.float64), torch.as_tensor(fake, dtype=torch.float64)
+    inside = _pairwise(f, r) <= _kth_neighbour_radius(r, k)[None, :]  # (N_fake, N_real)
+    return inside.double().sum().item() / (k * len(f)), inside.any(0).double().mean().item()
 
 
 def _as_space(x: torch.Tensor | np.ndarray, space: str) -> torch.Tensor:
@@ -181,7 +196,7 @@ def fid_report(
     size: int = 32,
     limit: int | None = None,
 ) -> dict:
-    """FID, precision/recall, the real floor and memorisation stats of uint8 samples ``(N, 3, H, W)``.
+    """FID, precision/recall, density/coverage, the real floor and memorisation stats of uint8 ``(N, 3, H, W)``.
 
     The reference is the emoji ``real_split`` (the held-out ``test`` split by default). The floor compares ``n``
     real images of the other split with the same reference, so it has the model's sample count (capped by the
@@ -202,6 +217,7 @@ def fid_report(
     f_real, f_other = real_features(real_split, limit), real_features(other_split, limit)
     n_floor = min(n, len(f_other))
     precision, recall = precision_recall(f_real, f_fake, k=k)
+    density, coverage = density_coverage(f_real, f_fake, k=5)
     train = load_emoji(size, "train", limit=limit)
     train_feats = f_other if real_split == "test" else f_real
     return {
@@ -210,6 +226,9 @@ def fid_report(
         "precision": precision,
         "recall": recall,
         "k": k,
+        "density": density,
+        "coverage": coverage,
+        "k_density_coverage": 5,
         "n": n,
         "n_real": len(f_real),
         "n_floor": n_floor,
