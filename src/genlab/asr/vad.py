@@ -3,7 +3,7 @@
 
 Per 32 ms chunk (512 samples at 16 kHz, plus the 64 samples before it as context): a learned STFT (a conv with
 a 256-sample kernel, hop 128) gives 129 magnitudes per frame, four 1-D convs shrink 4 frames to one 128-d
-vector, an LSTM cell carries state across chunks, and a 1x1 conv + sigmoid gives P(speech).
+vector, an LSTM carries state across chunks, and a 1x1 conv + sigmoid gives P(speech).
 :func:`speech_regions` turns those probabilities into (start, end) seconds with hysteresis and padding, as
 silero's ``get_speech_timestamps`` does.
 """
@@ -53,12 +53,13 @@ class SileroVAD(nn.Module):
         x = F.pad(audio[: n * CHUNK].float(), (CONTEXT, 0))  # silence as the first chunk's context
         idx = torch.arange(n)[:, None] * CHUNK + torch.arange(CHUNK + CONTEXT)[None]  # (n, 576)
         feats = self.features(x[idx])  # (n, 128): the convs see each chunk alone, so batch them
-        h = c = torch.zeros(1, 128)
-        out = torch.empty(n)
-        for i in range(n):  # only the LSTM is sequential
-            h, c = self.lstm_cell(feats[i : i + 1], (h, c))
-            out[i] = torch.sigmoid(self.final_conv(F.relu(h)[:, :, None]))[0, 0, 0]
-        return out
+        # Only the LSTM is sequential: run it over all chunks in one call (the op nn.LSTM runs, on the cell's
+        # weights) instead of one Python-level cell step per 32 ms.
+        cell = self.lstm_cell
+        zeros = torch.zeros(1, 1, 128)
+        weights = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+        h = torch.lstm(feats[:, None], (zeros, zeros), weights, True, 1, 0.0, False, False, False)[0][:, 0]
+        return torch.sigmoid(self.final_conv(F.relu(h)[:, :, None]))[:, 0, 0]  # (n,)
 
 
 _MODEL: SileroVAD | None = None
