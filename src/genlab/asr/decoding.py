@@ -208,9 +208,9 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
         if not opts.without_timestamps:
             apply_timestamp_rules(logits, tokens, sample_begin, tok, max_initial)
 
-    # Each window is repeated n_group times (beams or samples); the audio keys/values are computed once per row.
-    features = features.repeat_interleave(n_group, dim=0)  # (B * n_group, S, d)
-    cache = KVCache(model, features, max_len=sample_begin + sample_len + 1)
+    # Each window has n_group hypotheses (beams or samples), in consecutive rows; the audio keys/values are
+    # computed and kept once per window and shared by its hypotheses.
+    cache = KVCache(model, features, max_len=sample_begin + sample_len + 1, group=n_group)
     tokens = torch.tensor([initial] * (B * n_group), dtype=torch.long, device=device)  # (B*n, T0)
     logits = model.logits(tokens, features, cache, positions=[sot_index, -1])  # (B*n, 2, V)
     no_speech = logits[::n_group, 0].float().softmax(dim=-1)[:, tok.no_speech].tolist()

@@ -77,9 +77,12 @@ class KVCache:
     are computed once. Beam search reorders the batch with :meth:`reorder`.
     """
 
-    def __init__(self, model: Whisper, audio_features: torch.Tensor, max_len: int | None = None):
+    def __init__(self, model: Whisper, audio_features: torch.Tensor, max_len: int | None = None, group: int = 1):
+        """``group`` hypotheses (beams or samples) per audio row: the self-attention cache has
+        ``B * group`` rows, the audio keys/values stay at ``B`` rows and every hypothesis of a window reads the
+        same ones (a beam step then reads each window's keys/values once, not once per beam)."""
         cfg = model.config
-        B = audio_features.shape[0]
+        B = audio_features.shape[0] * group
         H, Dh = cfg.n_text_head, cfg.n_text_state // cfg.n_text_head
         self.max_len = max_len or cfg.n_text_ctx
         dtype, device = audio_features.dtype, audio_features.device
@@ -92,13 +95,14 @@ class KVCache:
         self.length = 0
 
     def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows ``index`` (beam search picks which hypotheses survive)."""
-        self.self_k = [k.index_select(0, index) for k in self.self_k]
-        self.self_v = [v.index_select(0, index) for v in self.self_v]
-        if index.numel() != self.cross_kv[0][0].shape[0] or not torch.equal(
-            index, torch.arange(index.numel(), device=index.device)
-        ):
-            self.cross_kv = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.cross_kv]
+        """Keep hypotheses ``index`` (beam search picks which survive). The index must keep each hypothesis
+        within its window's group of rows, so the audio keys/values need no reordering; only the filled
+        positions of the self-attention cache are copied, and nothing when the order is unchanged."""
+        if torch.equal(index, torch.arange(index.numel(), device=index.device)):
+            return
+        n = self.length
+        for t in self.self_k + self.self_v:
+            t[:, :, :n] = t[index, :, :n]
 
 
 class MultiHeadAttention(nn.Module):
@@ -139,6 +143,13 @@ class MultiHeadAttention(nn.Module):
                 scores = scores.masked_fill(torch.ones(T, k.shape[2], dtype=torch.bool).triu(1), float("-inf"))
             weights = scores.float().softmax(dim=-1)
             y = weights.to(v.dtype) @ v
+        elif k.shape[0] < B:
+            # g hypotheses share each row of keys/values (cache of a beam search): their queries become g * T
+            # query positions of that row, so the keys are read once. (Cross-attention only: no mask.)
+            g = B // k.shape[0]
+            qg = q.view(k.shape[0], g, self.n_head, T, -1).transpose(1, 2).reshape(k.shape[0], self.n_head, g * T, -1)
+            y = F.scaled_dot_product_attention(qg, k, v)  # (B / g, H, g * T, Dh)
+            y = y.view(k.shape[0], self.n_head, g, T, -1).transpose(1, 2).reshape(B, self.n_head, T, -1)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
@@ -311,8 +322,8 @@ class Whisper(nn.Module):
         """Per decoder layer, the softmaxed cross-attention ``(B, H, T, S)`` for teacher-forced ``tokens``."""
         return self.decoder(tokens, audio_features, return_cross_weights=True)[1]
 
-    def new_cache(self, audio_features: torch.Tensor, max_len: int | None = None) -> KVCache:
-        return KVCache(self, audio_features, max_len)
+    def new_cache(self, audio_features: torch.Tensor, max_len: int | None = None, group: int = 1) -> KVCache:
+        return KVCache(self, audio_features, max_len, group)
 
     def forward(self, mel: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         return self.logits(tokens, self.embed_audio(mel))
