@@ -5,9 +5,13 @@ The file: the five LibriVox utterances of Debian's pocketsphinx-testdata and jfk
 of 2-5 s until it lasts 5 minutes. Known speech boundaries come from the placement and an energy onset/offset
 inside each clip. Every system transcribes the same array (16 kHz float32, language fixed to English).
 
-    python benchmarks/asr_speed.py [--repeats 3] [--threads 2] [--systems genlab,faster-whisper,...]
+    python benchmarks/asr_speed.py [--repeats 3] [--slow-repeats 1] [--threads 2] [--systems genlab-fp32,...]
 
-Writes benchmarks/results/asr_speed.json (incrementally, after every measurement).
+Repeats are interleaved (every system once, then every system again) so that the load of a shared machine drifts
+over all systems alike; each run records wall seconds and the process's CPU seconds (user + sys, all threads).
+Writes benchmarks/results/asr_speed.json after every run and resumes from it: a system/beam with its repeats
+done is skipped, so an interrupted run can be continued with the same command. "partial": true marks a file
+in which some system has fewer runs than asked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import resource
 import statistics
 import sys
 import tempfile
@@ -58,6 +64,32 @@ def build_file(seconds: float = 300.0, seed: int = 0):
         i += 1
     parts.append(np.zeros(int(2.0 * 16000), np.float32))
     return np.concatenate(parts), truth
+
+
+JFK_TEXT = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+
+
+def reference_words(truth) -> list[str]:
+    refs = {"jfk": JFK_TEXT}
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        m = re.match(r"<s> (.*) </s> \((.*)\)", line.strip())
+        if m:
+            refs[m.group(2)] = m.group(1)
+    return " ".join(refs[u["clip"]] for u in truth).split()
+
+
+def norm_words(text: str) -> list[str]:
+    text = text.lower().replace("-", " ").replace("mr.", "mister")
+    return re.sub(r"[^a-z' ]", " ", text).split()
+
+
+def wer(ref: list[str], hyp: list[str]) -> float:
+    d = np.arange(len(hyp) + 1)
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d.copy(), i
+        for j, h in enumerate(hyp, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r != h))
+    return float(d[-1]) / max(1, len(ref))
 
 
 def timing_report(segments, truth, duration):
@@ -215,9 +247,18 @@ def sys_hf():
     return run
 
 
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+SLOW = ("openai-whisper", "hf-transformers")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--slow-repeats", type=int, default=None, help="repeats of openai-whisper, HF")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=300.0)
     ap.add_argument("--systems", default="genlab-fp32,faster-whisper-fp32,genlab-int8,faster-whisper-int8,"
@@ -226,17 +267,19 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     audio, truth = build_file(args.seconds)
+    ref = reference_words(truth)
     duration = len(audio) / 16000
     results = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.processor() or platform.machine()}, torch threads {args.threads}",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
+                   f"torch threads {args.threads}, torch {torch.__version__}",
         "audio": {"seconds": round(duration, 2), "utterances": len(truth),
                   "source": "pocketsphinx-testdata LibriVox x5 + jfk.flac, cycled with 2-5 s gaps (seed 0)"},
         "truth": truth, "runs": {},
     }
     if OUT.exists():
         old = json.loads(OUT.read_text())
-        if old.get("audio", {}).get("seconds") == results["audio"]["seconds"]:
+        if old.get("audio", {}).get("seconds") == results["audio"]["seconds"] and "cpu_seconds" in str(old):
             results["runs"] = old.get("runs", {})
     makers = {
         "genlab-fp32": lambda: sys_genlab("float32"), "genlab-bf16": lambda: sys_genlab("bfloat16"),
@@ -245,46 +288,74 @@ def main() -> None:
         "faster-whisper-int8": lambda: sys_faster_whisper("int8", args.threads),
         "openai-whisper": sys_openai, "hf-transformers": sys_hf,
     }
-    for name in args.systems.split(","):
-        try:
-            run = makers[name]()
-        except Exception as e:  # record and go on: one broken peer should not stop the others
-            results["runs"][name] = {"error": f"{type(e).__name__}: {e}"[:300]}
-            continue
-        for beam in [int(b) for b in args.beams.split(",")]:
-            key = f"{name}/beam{beam}"
-            times, text, segs = [], "", []
-            try:
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
-                    text, segs = run(audio, beam)
-                    times.append(time.perf_counter() - t0)
-            except Exception as e:
-                results["runs"][key] = {"error": f"{type(e).__name__}: {e}"[:300]}
-                OUT.write_text(json.dumps(results, indent=1) + "\n")
-                continue
-            med = statistics.median(times)
-            results["runs"][key] = {
-                "seconds": [round(t, 2) for t in times], "median_s": round(med, 2), "rtf": round(med / duration, 4),
-                "timing": timing_report(segs, truth, duration), "max_word_repeat": max_repeat_run(text),
-                "n_segments": len(segs), "text_head": text[:200],
-            }
-            print(key, results["runs"][key]["rtf"], results["runs"][key]["timing"], flush=True)
-            _ratios(results)
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps(results, indent=1) + "\n")
+    names = args.systems.split(",")
+    beams = [int(b) for b in args.beams.split(",")]
+    wanted = {n: (args.slow_repeats or args.repeats) if n in SLOW else args.repeats for n in names}
+    runners = {}
+
+    def save() -> None:
+        _ratios(results)
+        results["partial"] = any(
+            len(results["runs"].get(f"{n}/beam{b}", {}).get("seconds", [])) < wanted[n]
+            for n in names for b in beams if "error" not in results["runs"].get(n, {})
+        )
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(results, indent=1) + "\n")
+
+    for rep in range(max(wanted.values())):
+        for name in names:
+            for beam in beams:
+                key = f"{name}/beam{beam}"
+                entry = results["runs"].setdefault(key, {"seconds": [], "cpu_seconds": []})
+                if "error" in entry or "error" in results["runs"].get(name, {}) or len(entry["seconds"]) > rep:
+                    continue
+                if rep >= wanted[name]:
+                    continue
+                if name not in runners:
+                    try:
+                        runners[name] = makers[name]()
+                        runners[name](audio[: 16000 * 5], 1)  # warm-up: first-call allocations, thread pools
+                    except Exception as e:  # record and go on: one broken peer should not stop the others
+                        results["runs"][name] = {"error": f"{type(e).__name__}: {e}"[:300]}
+                        save()
+                        break
+                try:
+                    c0, t0 = cpu_seconds(), time.perf_counter()
+                    text, segs = runners[name](audio, beam)
+                    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+                except Exception as e:
+                    entry["error"] = f"{type(e).__name__}: {e}"[:300]
+                    save()
+                    continue
+                entry["seconds"].append(round(wall, 2))
+                entry["cpu_seconds"].append(round(cpu, 2))
+                med, med_cpu = statistics.median(entry["seconds"]), statistics.median(entry["cpu_seconds"])
+                entry.update({
+                    "median_s": round(med, 2), "rtf": round(med / duration, 4),
+                    "median_cpu_s": round(med_cpu, 2), "cpu_rtf": round(med_cpu / duration, 4),
+                    "wer": round(wer(ref, norm_words(text)), 4),
+                    "timing": timing_report(segs, truth, duration), "max_word_repeat": max_repeat_run(text),
+                    "n_segments": len(segs), "text_head": text[:200],
+                })
+                print(key, f"wall {wall:.1f} s cpu {cpu:.1f} s wer {entry['wer']}", entry["timing"], flush=True)
+                save()
+    save()
 
 
 def _ratios(results) -> None:
+    """Speed-ups (peer time / genlab time) on median wall seconds and on median CPU seconds."""
     r = results["runs"]
     ratios = {}
+    pairs = [("genlab-fp32", "faster-whisper-fp32"), ("genlab-int8", "faster-whisper-int8"),
+             ("genlab-bf16", "faster-whisper-fp32"), ("genlab-fp32", "openai-whisper"),
+             ("genlab-fp32", "hf-transformers")]
     for beam in (1, 5):
-        g32, g8 = r.get(f"genlab-fp32/beam{beam}", {}), r.get(f"genlab-int8/beam{beam}", {})
-        for ours, peer in ((g32, f"faster-whisper-fp32/beam{beam}"), (g8, f"faster-whisper-int8/beam{beam}"),
-                           (g32, f"openai-whisper/beam{beam}"), (g32, f"hf-transformers/beam{beam}")):
-            if "median_s" in ours and "median_s" in r.get(peer, {}):
-                tag = "genlab-int8" if ours is g8 else "genlab-fp32"
-                ratios[f"{tag} speedup vs {peer}"] = round(r[peer]["median_s"] / ours["median_s"], 3)
+        for ours, peer in pairs:
+            a, b = r.get(f"{ours}/beam{beam}", {}), r.get(f"{peer}/beam{beam}", {})
+            if "median_s" in a and "median_s" in b:
+                ratios[f"{ours} speedup vs {peer}/beam{beam}"] = {
+                    "wall": round(b["median_s"] / a["median_s"], 3),
+                    "cpu": round(b["median_cpu_s"] / a["median_cpu_s"], 3)}
     results["speedups"] = ratios
 
 
