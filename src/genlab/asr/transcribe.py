@@ -197,7 +197,10 @@ def transcribe(
         segment_size = win.frames
         window = pad_or_trim(win.gather(mel), N_FRAMES)[None].to(device, dtype)
         features = encode(window)
-        opts = replace(base, prompt=all_tokens[prompt_reset_since:] or None)
+        # No previous text for a packed window: with it, the decoder tends to copy the prompt instead of hearing
+        # the first utterance (seen on the 5-minute LibriVox benchmark file).
+        prompt = all_tokens[prompt_reset_since:] if len(win.pieces) == 1 else None
+        opts = replace(base, prompt=prompt or None)
         result, accepted = decode_with_fallback(model, features, tok, opts, options)
 
         if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold and not (
@@ -226,7 +229,7 @@ def transcribe(
         for s in new:
             s.start, s.end = win.to_file_time(s.start), win.to_file_time(s.end, end=True)
             for w in s.words:
-                w.start, w.end = win.to_file_time(w.start), win.to_file_time(w.end, end=True)
+                w.start, w.end = round(win.to_file_time(w.start), 3), round(win.to_file_time(w.end, end=True), 3)
         seek = max(seek, previous_seek + 1)
         new = [s for s in new if s.end > s.start and s.text.strip()]
         if speech is not None:
@@ -331,6 +334,13 @@ def _split_at_pieces(
         if not tok.decode([text[i]]).startswith(" ") and piece[i] != piece[i - 1]:
             piece[i] = piece[i - 1]
     bounds = win.bounds()
+    done = sum(len(seg.tokens) for seg in segments)
+    if done < len(text) and piece[done] == len(bounds) - 1:
+        # Text after the last timestamp pair is usually cut off by the window's end; here the last piece is
+        # a whole utterance (only a lone first piece is ever cut), so that text is complete: keep it.
+        tail = text[done:]
+        segments = segments + [Segment(0, 0.0, 0.0, tok.decode(tail), tail, result.temperature,
+                                       result.avg_logprob, result.compression_ratio, result.no_speech_prob)]
     out, pos = [], 0
     for seg in segments:
         n = len(seg.tokens)
@@ -348,8 +358,13 @@ def _split_at_pieces(
                                    seg.avg_logprob, seg.compression_ratio, seg.no_speech_prob)))
     complete = len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin and (
         result.tokens[-2] < tok.timestamp_begin)
-    if pos < len(text):  # text after the last complete segment: redo its utterance from the start
-        k = int(piece[pos])
+    # The decoder may skip an utterance or stop early: the first piece without text, and everything after
+    # it, is decoded again (as is the piece of text cut off after the last complete segment).
+    heard = set(int(p) for p in piece)
+    k = next((i for i in range(len(bounds)) if i not in heard), None)
+    if pos < len(text):
+        k = min(int(piece[pos]), k if k is not None else len(bounds))
+    if k is not None:
         kept = [s for p, s in out if p < k]
         return kept, bounds[k][0], k == 0
     if complete or not out:
