@@ -77,7 +77,8 @@ def main() -> None:
         report = fid_report(images, n=args.n, seed=args.seed)
         report["memorisation"] = {k: v for k, v in report["memorisation"].items() if k != "pairs"}
         record = {"sampler": sampler, "steps": steps, "model_evaluations": evals, "seconds": seconds,
-                  "weights_hash": loaded.weights_hash, "model": args.model, "bf16": args.bf16, **report}
+                  "weights_hash": loaded.weights_hash, "model": args.model, "bf16": args.bf16, "clip_x0": True,
+                  **report}
         part.write_text(json.dumps(record, indent=2) + "\n")
         print(f"{sampler:9s} {steps:5d} steps  FID {report['fid']:.2f} (floor {report['fid_floor']:.2f})  "
               f"P {report['precision']:.3f} R {report['recall']:.3f}  {seconds:.0f}s", flush=True)
