@@ -30,7 +30,7 @@ def diffusion_sweep() -> list[str]:
            f"FID / precision / recall in genlab's emoji feature space, {r['n']} samples per configuration against the "
            f"held-out split, seed {r['seed']}, bf16 autocast: {r.get('bf16')}. Real-vs-real floor (the same number "
            f"of real training images against the held-out split): **{_fmt(r['real_floor_fid'], 4)}**. "
-           ("All configurations measured." if r.get("complete") else
+           + ("All configurations measured." if r.get("complete") else
             "**Partial**: the sweep is resumable and not finished; configurations not yet measured are not shown."),
            f"Command: `{r['command']}`; plot: `benchmarks/results/diffusion_sweep.svg`.", "",
            "| sampler | steps | model evals | FID | precision | recall | seconds | near-copies of training images |",
