@@ -39,8 +39,9 @@ def summary(parts_dir: Path, weights_hash: str, n: int, seed: int) -> dict:
     for path in sorted(parts_dir.glob("*.json")):
         r = json.loads(path.read_text())
         if r["weights_hash"] == weights_hash and r["n"] == n and r["seed"] == seed:
-            rows.append({k: r[k] for k in ("sampler", "steps", "model_evaluations", "fid", "fid_floor", "precision",
-                                           "recall", "seconds", "memorisation")})
+            keys = ("sampler", "steps", "model_evaluations", "fid", "fid_floor", "precision", "recall", "coverage",
+                    "seconds", "memorisation")
+            rows.append({k: r.get(k) for k in keys})
     rows.sort(key=lambda r: (SAMPLERS.index(r["sampler"]), r["steps"]))
     best = min(rows, key=lambda r: r["fid"]) if rows else None
     return {"n": n, "seed": seed, "weights_hash": weights_hash, "rows": rows, "best": best,

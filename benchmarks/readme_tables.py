@@ -32,14 +32,16 @@ def diffusion_sweep() -> list[str]:
            f"of real training images against the held-out split): **{_fmt(r['real_floor_fid'], 4)}**. "
            + ("All configurations measured." if r.get("complete") else
             "**Partial**: the sweep is resumable and not finished; configurations not yet measured are not shown."),
-           f"Command: `{r['command']}`; plot: `benchmarks/results/diffusion_sweep.svg`.", "",
-           "| sampler | steps | model evals | FID | precision | recall | seconds | near-copies of training images |",
-           "|---|---|---|---|---|---|---|---|"]
+           f"Command: `{r['command']}`; plot: `benchmarks/results/diffusion_sweep.svg`. "
+           "Near-copies: the fraction of samples closer (pixels) to a training image than the 5th percentile of "
+           "train-to-train nearest-neighbour distances.", "",
+           "| sampler | steps | model evals | FID | precision | recall | coverage | seconds | near-copies |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
-        mem = row.get("memorisation") or {}
+        mem = (row.get("memorisation") or {}).get("pixel", {})
         out.append(f"| {row['sampler']} | {row['steps']} | {row['model_evaluations']} | {_fmt(row['fid'], 4)} | "
-                   f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {row['seconds']:.0f} | "
-                   f"{_fmt(mem.get('copy_fraction', mem.get('fraction_closer_than_train_nn')))} |")
+                   f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row.get('coverage'))} | "
+                   f"{row['seconds']:.0f} | {_fmt(mem.get('frac_closer_than_p5'))} |")
     if r.get("best"):
         b = r["best"]
         out += ["", f"Best: {b['sampler']} at {b['steps']} steps, FID {_fmt(b['fid'], 4)} "
