@@ -73,6 +73,43 @@ def emoji_features() -> list[str]:
             + f". Command: `{r.get('command')}`.", ""]
 
 
+def asr_speed() -> list[str]:
+    r = _load("asr_speed")
+    if not r:
+        return []
+    out = ["### Whisper base: real-time factor on a real-speech file, side by side", "",
+           f"{r['audio']['seconds']:.0f} s of real speech ({r['audio']['source']}); same base weights for every "
+           f"system; RTF = seconds / audio seconds (lower is faster), medians of repeats; {r['machine']}. "
+           + ("**Partial**: not every system and repeat finished. " if r.get("partial") else "")
+           + f"Command: `{r['command']}`.", "",
+           "| system / beam | RTF (wall) | RTF (CPU) | WER | segments |", "|---|---|---|---|---|"]
+    for name, run in r["runs"].items():
+        if isinstance(run, dict) and "rtf" in run:
+            out.append(f"| {name} | {run['rtf']:.3f} | {_fmt(run.get('cpu_rtf'))} | {_fmt(run.get('wer'))} | "
+                       f"{run.get('n_segments', '—')} |")
+    out += ["", "| genlab speed-up over | wall | CPU |", "|---|---|---|"]
+    for name, v in r.get("speedups", {}).items():
+        out.append(f"| {name.replace('speedup vs ', 'vs ')} | {_fmt(v.get('wall'))}x | {_fmt(v.get('cpu'))}x |")
+    return out + [""]
+
+
+def speech_asr() -> list[str]:
+    r = _load("speech_asr")
+    if not r:
+        return []
+    out = ["### Recogniser trained from scratch on the synthetic corpus (`speech-asr`, not yet bundled)", "",
+           f"Greedy decoding with genlab's decoder; corpus `{r['corpus']}` (seed {r['corpus_seed']}); "
+           f"Command: `{r['command']}`.", "", "| held-out split | n | WER | CER |", "|---|---|---|---|"]
+    for split, v in r["splits"].items():
+        a = v.get("all", {})
+        out.append(f"| {split} | {a.get('n', '—')} | {_fmt(a.get('wer'))} | {_fmt(a.get('cer'))} |")
+    real = r.get("real_speech_en", {})
+    out += ["", "Real human speech (jfk.flac + 5 LibriVox utterances): "
+            + ", ".join(f"{k} WER {_fmt(v.get('wer'))} (n={v.get('n')})" for k, v in real.items()
+                        if isinstance(v, dict) and "wer" in v) + "."]
+    return out + [""]
+
+
 def other_results(known: set[str]) -> list[str]:
     rest = sorted(p.stem for p in RESULTS.glob("*.json") if p.stem not in known)
     if not rest:
@@ -84,7 +121,8 @@ def other_results(known: set[str]) -> list[str]:
     return out + [""]
 
 
-SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_speed, "emoji_features": emoji_features}
+SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_speed, "emoji_features": emoji_features,
+            "asr_speed": asr_speed, "speech_asr": speech_asr}
 EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers
 
 
