@@ -36,6 +36,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import time
 from contextlib import nullcontext
@@ -292,8 +293,6 @@ class Trainer:
         write_latest(ckdir, name)
         old = sorted(p for p in ckdir.glob("step_*") if p.is_dir() and p.name != name)
         for p in old[: max(0, len(old) - (self.cfg.keep_checkpoints - 1))]:
-            import shutil
-
             shutil.rmtree(p, ignore_errors=True)
         return ckdir / name
 

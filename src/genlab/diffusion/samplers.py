@@ -127,10 +127,9 @@ class Sampler:
         return self.schedule.add_noise(x0, noise, t)
 
 
-class DDPM(Sampler):
-    """Ancestral sampling, Ho et al. 2020 Algorithm 2, with the "fixed_small" posterior variance beta~_t (eq. 7)."""
-
-    name = "ddpm"
+class _SpacedVP(Sampler):
+    """What DDPM and DDIM share: integer timesteps spaced like diffusers, optional x0 clipping, and abar at the
+    current and the next timestep (abar = 1 past the last one)."""
 
     def __init__(self, schedule: NoiseSchedule, prediction_type: str = "epsilon", clip_sample: bool = False,
                  clip_sample_range: float = 1.0, timestep_spacing: str = "leading"):
@@ -142,19 +141,30 @@ class DDPM(Sampler):
         T = self.schedule.num_train_timesteps
         self._start(torch.from_numpy(spaced_timesteps(self.timestep_spacing, T, num_steps)))
 
-    def step(self, model_output: torch.Tensor, t, x: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+    def _abars(self, t) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """(integer t, abar_t, abar_prev) for the evaluation at ``t``, which must be the next one."""
         i = self._index(t)
         t = int(self.timesteps[i])
         prev_t = int(self.timesteps[i + 1]) if i + 1 < len(self.timesteps) else -1
         abar = self.schedule.alphas_cumprod
-        abar_t, abar_prev = abar[t], (abar[prev_t] if prev_t >= 0 else torch.tensor(1.0))
+        return t, abar[t], (abar[prev_t] if prev_t >= 0 else torch.tensor(1.0))
+
+    def _clip(self, x0: torch.Tensor) -> torch.Tensor:
+        return x0.clamp(-self.clip_sample_range, self.clip_sample_range) if self.clip_sample else x0
+
+
+class DDPM(_SpacedVP):
+    """Ancestral sampling, Ho et al. 2020 Algorithm 2, with the "fixed_small" posterior variance beta~_t (eq. 7)."""
+
+    name = "ddpm"
+
+    def step(self, model_output: torch.Tensor, t, x: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        t, abar_t, abar_prev = self._abars(t)
         # With fewer steps than training timesteps, one step spans t -> prev_t: its alpha is the ratio of abars.
         alpha_t = abar_t / abar_prev
         beta_t = 1 - alpha_t
-        x0 = split_prediction(model_output, x, abar_t**0.5, (1 - abar_t) ** 0.5, self.prediction_type)[0]
-        if self.clip_sample:
-            x0 = x0.clamp(-self.clip_sample_range, self.clip_sample_range)
+        x0 = self._clip(split_prediction(model_output, x, abar_t**0.5, (1 - abar_t) ** 0.5, self.prediction_type)[0])
         # Posterior q(x_{t-1} | x_t, x0): mean mu~_t (eq. 7), variance beta~_t = (1 - abar_prev)/(1 - abar_t) beta_t.
         mean = (abar_prev**0.5 * beta_t / (1 - abar_t)) * x0 + (alpha_t**0.5 * (1 - abar_prev) / (1 - abar_t)) * x
         self.pred_original_sample = x0
@@ -165,31 +175,21 @@ class DDPM(Sampler):
         return mean + variance**0.5 * _randn(model_output, generator)
 
 
-class DDIM(Sampler):
+class DDIM(_SpacedVP):
     """Denoising diffusion implicit models, Song et al. 2021 eq. 12; eta = 0 is deterministic, eta = 1 is DDPM's."""
 
     name = "ddim"
 
     def __init__(self, schedule: NoiseSchedule, prediction_type: str = "epsilon", eta: float = 0.0,
                  clip_sample: bool = False, clip_sample_range: float = 1.0, timestep_spacing: str = "leading"):
-        super().__init__(schedule, prediction_type)
-        self.eta, self.clip_sample, self.clip_sample_range = eta, clip_sample, clip_sample_range
-        self.timestep_spacing = timestep_spacing
-
-    def set_timesteps(self, num_steps: int) -> None:
-        T = self.schedule.num_train_timesteps
-        self._start(torch.from_numpy(spaced_timesteps(self.timestep_spacing, T, num_steps)))
+        super().__init__(schedule, prediction_type, clip_sample, clip_sample_range, timestep_spacing)
+        self.eta = eta
 
     def step(self, model_output: torch.Tensor, t, x: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
-        i = self._index(t)
-        t = int(self.timesteps[i])
-        prev_t = int(self.timesteps[i + 1]) if i + 1 < len(self.timesteps) else -1
-        abar = self.schedule.alphas_cumprod
-        abar_t, abar_prev = abar[t], (abar[prev_t] if prev_t >= 0 else torch.tensor(1.0))
+        _, abar_t, abar_prev = self._abars(t)
         x0, eps = split_prediction(model_output, x, abar_t**0.5, (1 - abar_t) ** 0.5, self.prediction_type)
-        if self.clip_sample:
-            x0 = x0.clamp(-self.clip_sample_range, self.clip_sample_range)
+        x0 = self._clip(x0)
         # sigma_t(eta) of eq. 16: eta times the DDPM posterior standard deviation.
         std = self.eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)) ** 0.5
         x_prev = abar_prev**0.5 * x0 + (1 - abar_prev - std**2) ** 0.5 * eps

@@ -108,18 +108,17 @@ def from_ct2(
             if not name.endswith("key"):  # the key projection has no bias (CT2 stores zeros)
                 s[name + ".bias"] = b[i * d : (i + 1) * d]
 
-    for enc, d in (("encoder", d_audio),):
-        lin(f"{enc}.conv1", "encoder/conv1")
-        lin(f"{enc}.conv2", "encoder/conv2")
-        for i in range(n_enc):
-            p, q = f"encoder.blocks.{i}", f"encoder/layer_{i}"
-            ln(f"{p}.attn_ln", f"{q}/self_attention/layer_norm")
-            split([f"{p}.attn.query", f"{p}.attn.key", f"{p}.attn.value"], f"{q}/self_attention/linear_0", d)
-            lin(f"{p}.attn.out", f"{q}/self_attention/linear_1")
-            ln(f"{p}.mlp_ln", f"{q}/ffn/layer_norm")
-            lin(f"{p}.mlp.0", f"{q}/ffn/linear_0")
-            lin(f"{p}.mlp.2", f"{q}/ffn/linear_1")
-        ln("encoder.ln_post", "encoder/layer_norm")
+    lin("encoder.conv1", "encoder/conv1")
+    lin("encoder.conv2", "encoder/conv2")
+    for i in range(n_enc):
+        p, q = f"encoder.blocks.{i}", f"encoder/layer_{i}"
+        ln(f"{p}.attn_ln", f"{q}/self_attention/layer_norm")
+        split([f"{p}.attn.query", f"{p}.attn.key", f"{p}.attn.value"], f"{q}/self_attention/linear_0", d_audio)
+        lin(f"{p}.attn.out", f"{q}/self_attention/linear_1")
+        ln(f"{p}.mlp_ln", f"{q}/ffn/layer_norm")
+        lin(f"{p}.mlp.0", f"{q}/ffn/linear_0")
+        lin(f"{p}.mlp.2", f"{q}/ffn/linear_1")
+    ln("encoder.ln_post", "encoder/layer_norm")
     s["decoder.token_embedding.weight"] = v["decoder/embeddings/weight"]
     s["decoder.positional_embedding"] = v["decoder/position_encodings/encodings"]
     for i in range(n_dec):
