@@ -19,7 +19,7 @@ from genlab.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "runs" / "emoji32-ddpm"
 OUT = ROOT / "src" / "genlab" / "assets" / "emoji32-ddpm"
-OVERRIDES = ["train.steps=2800", "train.amp=bf16", "train.threads=1", "train.ckpt_every=250", "train.sample_every=0",
+OVERRIDES = ["train.steps=9000", "train.amp=bf16", "train.threads=1", "train.ckpt_every=250", "train.sample_every=0",
              "train.lr=5e-4", "model.unet.layers_per_block=1"]
 
 

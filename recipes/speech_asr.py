@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from genlab.asr.task import ASRTask, default_tokenizer_path, preset, train
+from genlab.asr.task import ASRRunConfig, ASRTask, default_tokenizer_path, preset, train
 from genlab.checkpoint import load_checkpoint, save_checkpoint
 from genlab.config import apply_overrides, from_dict, to_dict
 
@@ -59,7 +59,7 @@ def export(run: Path, argv: list[str]) -> None:
     half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()}
     tmp = ASSET.parent / ".speech-asr-export"
     config = {**to_dict(cfg), "multilingual": True, "alignment_heads": None}  # genlab.interop.whisper's format
-    save_checkpoint(tmp, kind="whisper", config=config, model=half,
+    save_checkpoint(tmp, kind="whisper", config=config, model=half, sparse_rows=("decoder.token_embedding.weight",),
                     meta={"step": ckpt.meta.get("step"), "source_run": str(run), "weights": "ema, float16"})
     for name in ("config.json", "model.safetensors", "meta.json"):
         shutil.copy(tmp / name, ASSET / name)
@@ -71,9 +71,7 @@ def export(run: Path, argv: list[str]) -> None:
     # Held-out teacher-forced loss of the exported (float16 -> float32) weights, on each held-out split.
     model = Whisper(cfg)
     model.load_state_dict({k: v.float() for k, v in half.items()})
-    run_cfg = apply_overrides(preset("speech-asr"), [])
-    run_cfg.data.seed = asr_cfg["data"]["seed"]
-    run_cfg.data.utterances = asr_cfg["data"]["utterances"]
+    run_cfg = from_dict(ASRRunConfig, asr_cfg)  # the run's own settings (units, corpus seed and size)
     task = ASRTask(run_cfg, model=model)
     nonzero = int((model.decoder.token_embedding.weight.abs().sum(1) > 0).sum())
     metrics = {

