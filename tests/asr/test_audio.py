@@ -106,3 +106,25 @@ def test_bad_files_give_one_line_errors(tmp_path):
             A.load_audio(path)
         msg = str(e.value)
         assert "\n" not in msg and str(path) in msg and words in msg, msg
+
+
+@pytest.mark.parametrize("seconds", [0.05, 7.3, 150.0])
+def test_long_log_mel_in_chunks_equals_the_one_shot_log_mel(seconds):
+    from genlab.asr.transcribe import long_log_mel
+
+    audio = np.random.default_rng(1).uniform(-0.5, 0.5, int(seconds * A.SAMPLE_RATE)).astype(np.float32)
+    whole = A.log_mel_spectrogram(audio, padding=A.N_SAMPLES)
+    chunked = long_log_mel(audio, 80, chunk_seconds=60)
+    assert chunked.shape == whole.shape
+    torch.testing.assert_close(chunked, whole, atol=2e-5, rtol=0)
+
+
+def test_long_files_are_read_in_blocks_with_the_one_shot_result(tmp_path):
+    import soxr
+
+    rng = np.random.default_rng(2)
+    stereo = rng.uniform(-0.5, 0.5, (44100 * 70, 2)).astype(np.float32)  # longer than two 30 s blocks
+    sf.write(tmp_path / "long.flac", stereo, 44100, subtype="PCM_24")
+    data, _ = sf.read(tmp_path / "long.flac", dtype="float32", always_2d=True)
+    one_shot = soxr.resample(data.mean(axis=1, dtype=np.float32), 44100, 16000, quality="HQ")
+    np.testing.assert_allclose(A.load_audio(tmp_path / "long.flac"), one_shot, atol=1e-6, rtol=0)

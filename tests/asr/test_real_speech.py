@@ -152,3 +152,45 @@ def test_short_and_resampled_inputs(base, tmp_path):
         text = base.transcribe(str(tmp_path / name), language="en", beam_size=1).text.lower()
         # 8 kHz loses everything above 4 kHz; greedy base then hears "asked not": check the rest.
         assert "what your country can do for you, ask what you can do for your country" in text, (name, text)
+
+
+@needs_base
+def test_two_hour_file_bounded_memory_and_progress(tmp_path):
+    """jfk.flac three times in two hours of near-silence: found at the right times, nothing else, with the peak
+    memory of the whole process (model included) under 1.7 GB and a progress bar that reaches the end."""
+    import json
+    import subprocess
+    import sys
+
+    from genlab.data.audio import load_audio
+
+    if not JFK.exists():
+        pytest.skip("jfk.flac not present")
+    jfk = load_audio(JFK)
+    sr, total, places = 16000, 2 * 3600 * 16000, [10, 3600, 7200 - 30]
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(tmp_path / "two_hours.flac", "w", sr, 1, subtype="PCM_16") as f:
+        for pos in range(0, total, 600 * sr):
+            x = (rng.standard_normal(min(600 * sr, total - pos)) * 1e-4).astype(np.float32)
+            for p in places:
+                a = p * sr - pos
+                lo, hi = max(a, 0), min(a + len(jfk), len(x))
+                if lo < hi:
+                    x[lo:hi] += jfk[lo - a : hi - a]
+            f.write(x)
+    script = (
+        "import json, resource, sys, torch; from genlab.asr import load; torch.set_num_threads(2); "
+        f"r = load('base').transcribe({str(tmp_path / 'two_hours.flac')!r}, beam_size=1, vad=True, progress=True); "
+        "print(json.dumps({'segments': [[s.start, s.end, s.text] for s in r.segments], "
+        "'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    starts = [s[0] for s in got["segments"]]
+    assert len(starts) == 3 and all(abs(s - p) < 1.0 for s, p in zip(starts, places)), got["segments"]
+    for _, _, text in got["segments"]:
+        assert wer(_words(JFK_TEXT), _words(text)) <= 1, text
+    assert got["maxrss_mb"] < 1700, got["maxrss_mb"]
+    print(f"peak RSS {got['maxrss_mb']:.0f} MB")
+    assert "7200/7200 s" in out.stderr

@@ -80,8 +80,9 @@ def long_log_mel(audio: np.ndarray, n_mels: int, chunk_seconds: int = 60) -> tor
     computed per chunk (with STFT context on both sides), then clipped to 8 below the file's maximum."""
     from ..data.audio import N_FFT, _mel_tensor
 
-    x = torch.from_numpy(np.concatenate([audio, np.zeros(N_SAMPLES, np.float32)]))
-    n_frames = len(x) // HOP_LENGTH
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))  # no copy of a long file
+    total = len(x) + N_SAMPLES  # the file followed by 30 s of zeros, never materialised
+    n_frames = total // HOP_LENGTH
     out = torch.empty(n_mels, n_frames)
     step = chunk_seconds * FRAMES_PER_SECOND  # frames per chunk
     window = torch.hann_window(N_FFT)
@@ -93,15 +94,17 @@ def long_log_mel(audio: np.ndarray, n_mels: int, chunk_seconds: int = 60) -> tor
         # file's edges exactly as the one-shot STFT does.
         a, b = f0 * HOP_LENGTH - pad, (f1 - 1) * HOP_LENGTH + pad + 1
         piece = x[max(a, 0) : min(b, len(x))]
+        if min(b, total) > len(x):  # the part of the zero tail these frames see
+            piece = torch.cat([piece, piece.new_zeros(min(b, total) - max(a, len(x)))])
         left = max(0, -a)
-        right = max(0, b - len(x))
+        right = max(0, b - total)
         if left or right:
             piece = F.pad(piece[None, None], (left, right), mode="reflect")[0, 0]
         stft = torch.stft(piece, N_FFT, HOP_LENGTH, window=window, center=False, return_complex=True)
         mel = filters @ (stft.abs() ** 2)  # (n_mels, f1 - f0)
         out[:, f0:f1] = torch.clamp(mel, min=1e-10).log10()
-    out = torch.maximum(out, out.max() - 8.0)
-    return (out + 4.0) / 4.0
+    # In place: for a 2-hour file this tensor is 230 MB.
+    return out.clamp_(min=float(out.max()) - 8.0).add_(4.0).div_(4.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -251,6 +254,7 @@ def transcribe(
         if not options.condition_on_previous_text or result.temperature > 0.5 or not accepted:
             prompt_reset_since = len(all_tokens)
         bar.update(min(seek, content_frames))
+    bar.update(content_frames)  # the rest had no speech (or was skipped): the file is done
     bar.close()
     text = "".join(tok.decode(s.tokens) for s in segments).strip()
     return TranscriptionResult(text, segments, language, duration, language_probs)

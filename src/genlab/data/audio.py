@@ -59,22 +59,26 @@ def _check_finite(audio: np.ndarray, path: str) -> None:
 
 
 def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Read an audio file as float32 mono at ``sr`` Hz, shape ``(n_samples,)``, values in [-1, 1]."""
-    import soxr
+    """Read an audio file as float32 mono at ``sr`` Hz, shape ``(n_samples,)``, values in [-1, 1].
 
+    The file is decoded, downmixed and resampled in blocks (:func:`stream_audio`) into one preallocated array,
+    so a long 44.1 kHz stereo file never sits in memory at its own rate: the peak is the 16 kHz result plus a block.
+    """
     with _open(path) as f:
         rate, frames = f.samplerate, f.frames
-        try:
-            data = f.read(dtype="float32", always_2d=True)  # (n_samples, channels)
-        except (RuntimeError, ValueError) as e:
-            raise GenlabError(f"{path}: cannot decode audio ({str(e).splitlines()[0]})") from None
-    if data.shape[0] == 0:
+    if frames == 0:
+        raise GenlabError(f"{path}: contains no audio samples (frames=0)")
+    expected = int(np.ceil(frames * sr / rate))
+    audio = np.empty(expected + sr, dtype=np.float32)  # headroom: a resampler may emit a few extra samples
+    n = 0
+    for block in stream_audio(path, sr):
+        if n + len(block) > len(audio):
+            audio = np.concatenate([audio[:n], np.empty(len(block) + sr, np.float32)])
+        audio[n : n + len(block)] = block
+        n += len(block)
+    if n == 0:
         raise GenlabError(f"{path}: contains no audio samples (frames={frames})")
-    audio = data.mean(axis=1, dtype=np.float32)  # downmix: the mean of the channels
-    _check_finite(audio, os.fspath(path))
-    if rate != sr:
-        audio = soxr.resample(audio, rate, sr, quality="HQ").astype(np.float32)
-    return np.ascontiguousarray(audio)
+    return audio[:n]
 
 
 def stream_audio(
