@@ -4,7 +4,7 @@ the LibriVox utterances of Debian's pocketsphinx-testdata) beside Whisper base.
 
     python benchmarks/speech_eval.py [--model speech-asr] [--per-language 50] [--base-corpus 5]
 
-Decoding is genlab's own (:func:`genlab.asr.decoding.decode`): greedy, no timestamps, 30 s windows, at most 128
+Decoding is genlab's own (:func:`genlab.asr.decoding.decode`): greedy, no timestamps, 30 s windows, at most 224
 tokens, the language given (WER) or detected (language ID). Text is normalised before scoring: NFKC, lower case,
 punctuation removed, whitespace collapsed; CER is over the normalised characters, spaces included. Writes
 ``benchmarks/results/speech_asr.json`` with the command, the sample counts and the corpus seed.
@@ -84,8 +84,9 @@ def transcribe_batch(pipe, audios: list[np.ndarray], languages: list[str | None]
         mel = torch.stack([window(audios[i], pipe.model.config.n_mels) for i in rows])
         for lang in dict.fromkeys(languages[i] for i in rows):
             sub = [k for k, i in enumerate(rows) if languages[i] == lang]
-            # Corpus transcripts are at most 96 tokens; the cap bounds the cost of a model that loops.
-            opts = DecodingOptions(language=lang, without_timestamps=True, sample_len=128)
+            # Corpus transcripts are at most 135 characters (spelled models emit one token per character);
+            # the cap bounds the cost of a model that loops.
+            opts = DecodingOptions(language=lang, without_timestamps=True, sample_len=224)
             for k, r in zip(sub, decode(pipe.model, mel[sub], pipe.tokenizer, opts)):
                 texts[rows[k]], detected[rows[k]] = r.text.strip(), r.language
     return texts, detected
