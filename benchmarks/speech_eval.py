@@ -136,6 +136,8 @@ def main(argv: list[str]) -> None:
                    help="utterances per language and split decoded by Whisper base too (0: none)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speech_asr.json"))
+    p.add_argument("--write-metrics", action="store_true",
+                   help="also record the WERs in the bundled model's metrics.json (src/genlab/assets/speech-asr)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -219,6 +221,17 @@ def main(argv: list[str]) -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: {m: v.get("wer") for m, v in real.items() if isinstance(v, dict)} for k in ["real"]}))
+    if args.write_metrics:
+        path = ROOT / "src" / "genlab" / "assets" / "speech-asr" / "metrics.json"
+        metrics = json.loads(path.read_text()) if path.exists() else {}
+        metrics.update({
+            "wer": {split: e["all"]["wer"] for split, e in result["splits"].items()},
+            "cer": {split: e["all"]["cer"] for split, e in result["splits"].items()},
+            "wer_n": {split: e["all"]["n"] for split, e in result["splits"].items()},
+            "real_speech_en_wer": {k: v["wer"] for k, v in real.items() if isinstance(v, dict) and "wer" in v},
+            "eval_command": result["command"],
+        })
+        path.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -288,3 +288,19 @@ def test_presets_have_published_shapes():
     # openai-whisper's tiny has 37,760,640 parameters including its 1500 x 384 sinusoid buffer, a buffer here.
     n = sum(p.numel() for p in Whisper(PRESETS["tiny"]).parameters())
     assert n + PRESETS["tiny"].n_audio_ctx * PRESETS["tiny"].n_audio_state == 37_760_640
+
+
+def test_cached_output_projection_follows_the_embedding():
+    m = random_model()
+    mel, tok = torch.randn(1, 80, 80), torch.randint(0, 51865, (1, 4))
+    with torch.no_grad():
+        before = m(mel, tok)
+        m.decoder.token_embedding.weight.mul_(0.5)  # an in-place change (optimizer step, load_state_dict)
+        after = m(mel, tok)
+    with torch.enable_grad():
+        reference = m(mel, tok)  # training path: the transposed view of the live embedding, no cache
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, reference.detach(), atol=1e-5, rtol=0)
+    m.load_state_dict(random_model(seed=1).state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(m(mel, tok), random_model(seed=1)(mel, tok), atol=1e-5, rtol=0)

