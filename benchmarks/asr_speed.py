@@ -264,7 +264,9 @@ def main() -> None:
     ap.add_argument("--systems", default="genlab-fp32,faster-whisper-fp32,genlab-int8,faster-whisper-int8,"
                     "genlab-bf16,openai-whisper,hf-transformers")
     ap.add_argument("--beams", default="1,5")
+    ap.add_argument("--out", default=str(OUT), help="result file (runs already in it are kept and resumed)")
     args = ap.parse_args()
+    out = Path(args.out)
     torch.set_num_threads(args.threads)
     audio, truth = build_file(args.seconds)
     ref = reference_words(truth)
@@ -277,8 +279,8 @@ def main() -> None:
                   "source": "pocketsphinx-testdata LibriVox x5 + jfk.flac, cycled with 2-5 s gaps (seed 0)"},
         "truth": truth, "runs": {},
     }
-    if OUT.exists():
-        old = json.loads(OUT.read_text())
+    if out.exists():
+        old = json.loads(out.read_text())
         if old.get("audio", {}).get("seconds") == results["audio"]["seconds"] and "cpu_seconds" in str(old):
             results["runs"] = old.get("runs", {})
     makers = {
@@ -299,8 +301,8 @@ def main() -> None:
             len(results["runs"].get(f"{n}/beam{b}", {}).get("seconds", [])) < wanted[n]
             for n in names for b in beams if "error" not in results["runs"].get(n, {})
         )
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(results, indent=1) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1) + "\n")
 
     for rep in range(max(wanted.values())):
         for name in names:

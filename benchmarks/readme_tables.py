@@ -73,11 +73,11 @@ def emoji_features() -> list[str]:
             + f". Command: `{r.get('command')}`.", ""]
 
 
-def asr_speed() -> list[str]:
-    r = _load("asr_speed")
+def asr_speed(name: str = "asr_speed", title: str = "2 threads") -> list[str]:
+    r = _load(name)
     if not r:
         return []
-    out = ["### Whisper base: real-time factor on a real-speech file, side by side", "",
+    out = [f"### Whisper base: real-time factor on a real-speech file, side by side ({title})", "",
            f"{r['audio']['seconds']:.0f} s of real speech ({r['audio']['source']}); same base weights for every "
            f"system; RTF = seconds / audio seconds (lower is faster), medians of repeats; {r['machine']}. "
            + ("**Partial**: not every system and repeat finished. " if r.get("partial") else "")
@@ -97,12 +97,18 @@ def speech_asr() -> list[str]:
     r = _load("speech_asr")
     if not r:
         return []
-    out = ["### Recogniser trained from scratch on the synthetic corpus (`speech-asr`, not yet bundled)", "",
+    bundled = (ROOT / "src" / "genlab" / "assets" / "speech-asr" / "model.safetensors").exists()
+    out = [f"### Recogniser trained from scratch on the synthetic corpus (`speech-asr`, "
+           f"{'bundled' if bundled else 'not bundled'})", "",
            f"Greedy decoding with genlab's decoder; corpus `{r['corpus']}` (seed {r['corpus_seed']}); "
-           f"Command: `{r['command']}`.", "", "| held-out split | n | WER | CER |", "|---|---|---|---|"]
+           f"Command: `{r['command']}`. Per-language numbers are in the result file.", "",
+           "| held-out split | n | WER | CER | language ID | pocketsphinx WER (English part) |",
+           "|---|---|---|---|---|---|"]
     for split, v in r["splits"].items():
         a = v.get("all", {})
-        out.append(f"| {split} | {a.get('n', '—')} | {_fmt(a.get('wer'))} | {_fmt(a.get('cer'))} |")
+        ps = v.get("pocketsphinx_en", {})
+        out.append(f"| {split} | {a.get('n', '—')} | {_fmt(a.get('wer'))} | {_fmt(a.get('cer'))} | "
+                   f"{_fmt(a.get('language_id_accuracy'))} | {_fmt(ps.get('wer'))} (n={ps.get('n', '—')}) |")
     real = r.get("real_speech_en", {})
     out += ["", "Real human speech (jfk.flac + 5 LibriVox utterances): "
             + ", ".join(f"{k} WER {_fmt(v.get('wer'))} (n={v.get('n')})" for k, v in real.items()
@@ -122,7 +128,9 @@ def other_results(known: set[str]) -> list[str]:
 
 
 SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_speed, "emoji_features": emoji_features,
-            "asr_speed": asr_speed, "speech_asr": speech_asr}
+            "asr_speed": asr_speed,
+            "asr_speed_1thread": lambda: asr_speed("asr_speed_1thread", "1 thread each, beside background jobs"),
+            "speech_asr": speech_asr}
 EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers
 
 
