@@ -7,13 +7,16 @@ Each sampler at 5, 10, 20, 50 and 100 steps, plus DDPM at 1000. Every configurat
 model weights, n and seed, so the sweep can be stopped and resumed (it takes hours on 2 CPU cores). After every
 configuration the summary ``results/diffusion_sweep.json`` and the plot ``results/diffusion_sweep.svg`` are rewritten
 from all parts measured so far; ``--write-metrics`` also copies the summary beside the bundled model.
-Configurations run cheapest first.
+Configurations run cheapest first. Several processes may run the sweep at once (one thread each is the fastest use
+of a small CPU): each claims a configuration with an exclusive ``.claim`` file before measuring it, and a claim
+whose process is gone is taken over.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +35,28 @@ def configurations() -> list[tuple[str, int]]:
     configs = [(s, n) for n in STEPS for s in SAMPLERS] + [("ddpm", 1000)]
     evals = lambda c: 2 * c[1] - 1 if c[0] == "heun" else c[1]  # noqa: E731
     return sorted(configs, key=evals)
+
+
+def claim(part: Path) -> bool:
+    """Take ``part`` for this process unless a live process holds it (``O_EXCL`` makes the check atomic)."""
+    path = part.with_suffix(".claim")
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text() or 0)
+                if pid <= 0:
+                    raise ValueError(pid)  # half-written by a process killed between open and write
+                os.kill(pid, 0)
+                return False  # its owner is alive
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # a stale claim of a stopped sweep
+                continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
 
 
 def summary(parts_dir: Path, weights_hash: str, n: int, seed: int) -> dict:
@@ -71,6 +96,8 @@ def main() -> None:
             old = json.loads(part.read_text())
             if (old["weights_hash"], old["n"], old["seed"]) == (loaded.weights_hash, args.n, args.seed):
                 continue
+        if not claim(part):
+            continue
         t0 = time.perf_counter()
         images = generate(loaded.model, loaded.cfg, n=args.n, sampler=sampler, steps=steps, seed=args.seed,
                           amp=args.bf16)
@@ -81,6 +108,7 @@ def main() -> None:
                   "weights_hash": loaded.weights_hash, "model": args.model, "bf16": args.bf16, "clip_x0": True,
                   **report}
         part.write_text(json.dumps(record, indent=2) + "\n")
+        part.with_suffix(".claim").unlink(missing_ok=True)
         print(f"{sampler:9s} {steps:5d} steps  FID {report['fid']:.2f} (floor {report['fid_floor']:.2f})  "
               f"P {report['precision']:.3f} R {report['recall']:.3f}  {seconds:.0f}s", flush=True)
         write_summary(args, loaded, parts)
