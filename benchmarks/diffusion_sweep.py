@@ -37,6 +37,14 @@ def configurations() -> list[tuple[str, int]]:
     return sorted(configs, key=evals)
 
 
+def measured(part: Path, key: tuple) -> bool:
+    """Whether ``part`` holds a result for these weights, n and seed."""
+    if not part.exists():
+        return False
+    old = json.loads(part.read_text())
+    return (old["weights_hash"], old["n"], old["seed"]) == key
+
+
 def claim(part: Path) -> bool:
     """Take ``part`` for this process unless a live process holds it (``O_EXCL`` makes the check atomic)."""
     path = part.with_suffix(".claim")
@@ -92,11 +100,11 @@ def main() -> None:
         if evals > args.max_evals:
             continue
         part = parts / f"{sampler}-{steps}.json"
-        if part.exists():
-            old = json.loads(part.read_text())
-            if (old["weights_hash"], old["n"], old["seed"]) == (loaded.weights_hash, args.n, args.seed):
-                continue
-        if not claim(part):
+        key = (loaded.weights_hash, args.n, args.seed)
+        if measured(part, key) or not claim(part):
+            continue
+        if measured(part, key):  # another process finished it between the two checks
+            part.with_suffix(".claim").unlink(missing_ok=True)
             continue
         t0 = time.perf_counter()
         images = generate(loaded.model, loaded.cfg, n=args.n, sampler=sampler, steps=steps, seed=args.seed,
