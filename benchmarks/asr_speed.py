@@ -338,6 +338,7 @@ def main() -> None:
                     "wer": round(wer(ref, norm_words(text)), 4),
                     "timing": timing_report(segs, truth, duration), "max_word_repeat": max_repeat_run(text),
                     "n_segments": len(segs), "text_head": text[:200],
+                    "text": text,  # the whole transcript, so that a WER can be inspected word by word
                 })
                 print(key, f"wall {wall:.1f} s cpu {cpu:.1f} s wer {entry['wer']}", entry["timing"], flush=True)
                 save()
