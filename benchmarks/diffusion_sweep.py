@@ -135,7 +135,8 @@ def write_summary(args, loaded, parts: Path) -> None:
         series.setdefault(r["sampler"], []).append((r["steps"], r["fid"]))
     (RESULTS / "diffusion_sweep.svg").write_text(svg_line_plot(series, "sampling steps", "FID (held-out)") + "\n")
     if args.write_metrics and args.model in BUNDLED:
-        metrics = {"command": "python benchmarks/diffusion_sweep.py " + " ".join(sys.argv[1:]), "n": args.n,
+        metrics = {"command": "python benchmarks/diffusion_sweep.py " + " ".join(sys.argv[1:]),
+                   "weights_hash": loaded.weights_hash, "n": args.n,
                    "seed": args.seed, "real_floor_fid": result["real_floor_fid"], "best": result["best"],
                    "complete": result["complete"],
                    "sweep": [{k: r[k] for k in ("sampler", "steps", "fid", "precision", "recall")}

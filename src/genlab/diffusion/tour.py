@@ -64,8 +64,10 @@ def diffusion_section(out_dir: Path, quick: bool) -> str:
 
     metrics_path = BUNDLED[name] / "metrics.json"
     parts.append("<h3>Quality against sampling steps</h3>")
-    if metrics_path.exists():
-        metrics = json.loads(metrics_path.read_text())
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    if metrics is not None and metrics.get("weights_hash") not in (None, loaded.weights_hash):
+        parts.append("<p class='note'>The bundled sweep results were measured on other weights; not shown.</p>")
+    elif metrics is not None:
         rows = metrics.get("sweep", [])
         series: dict[str, list[tuple[float, float]]] = {}
         for r in rows:
