@@ -58,7 +58,8 @@ def export(run: Path, argv: list[str]) -> None:
     ASSET.mkdir(parents=True, exist_ok=True)
     half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()}
     tmp = ASSET.parent / ".speech-asr-export"
-    config = {**to_dict(cfg), "multilingual": True, "alignment_heads": None}  # genlab.interop.whisper's format
+    # genlab.interop.whisper's format; the task pads short clips with the log-mel of silence (see ASRTask.batch)
+    config = {**to_dict(cfg), "multilingual": True, "alignment_heads": None, "window_padding": "silence"}
     save_checkpoint(tmp, kind="whisper", config=config, model=half, sparse_rows=("decoder.token_embedding.weight",),
                     meta={"step": ckpt.meta.get("step"), "source_run": str(run), "weights": "ema, float16"})
     for name in ("config.json", "model.safetensors", "meta.json"):

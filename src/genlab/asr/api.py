@@ -89,7 +89,8 @@ def load(name_or_path: str, device: str = "cpu", int8: bool = False, dtype: str 
         model = quantize_int8(model)
     multilingual = weights.extra.get("multilingual", model.is_multilingual)
     tokenizer = get_tokenizer(tok_path, multilingual=bool(multilingual))
-    return WhisperPipeline(model, tokenizer, device=device, compute=dtype or ("int8" if int8 else "float32"))
+    return WhisperPipeline(model, tokenizer, device=device, compute=dtype or ("int8" if int8 else "float32"),
+                           window_padding=weights.extra.get("window_padding", "zeros"))
 
 
 def quantize_int8(model):
@@ -111,8 +112,14 @@ def quantize_int8(model):
 class WhisperPipeline:
     """A Whisper model with its tokenizer: ``transcribe`` and ``detect_language`` on paths or 16 kHz arrays."""
 
-    def __init__(self, model, tokenizer, device: str = "cpu", compute: str = "float32"):
+    def __init__(self, model, tokenizer, device: str = "cpu", compute: str = "float32", window_padding: str = "zeros"):
         self.model, self.tokenizer, self.device, self.compute = model, tokenizer, device, compute
+        # How a window shorter than 30 s is filled: "zeros" in log-mel units, as openai-whisper and faster-whisper
+        # do for the published weights, or "silence" (the log-mel of silent audio), as genlab's ASR task trains.
+        # A checkpoint states its own in config.json; a model fed the other kind hears the fill as noise.
+        if window_padding not in ("zeros", "silence"):
+            raise GenlabError(f"window_padding must be 'zeros' or 'silence', not {window_padding!r}")
+        self.window_padding = window_padding
 
     def _audio(self, audio_or_path) -> np.ndarray:
         from ..data.audio import load_audio
@@ -134,10 +141,14 @@ class WhisperPipeline:
     @torch.no_grad()
     def detect_language(self, audio_or_path) -> dict[str, float]:
         """Probabilities of each language code for the first 30 s."""
-        from ..data.audio import log_mel_spectrogram, pad_or_trim
+        from ..data.audio import N_SAMPLES, log_mel_spectrogram, pad_or_trim
         from .decoding import detect_language
 
-        mel = pad_or_trim(log_mel_spectrogram(self._audio(audio_or_path), self.model.config.n_mels), 3000)
+        audio = self._audio(audio_or_path)
+        if self.window_padding == "silence":  # 30 s of silent audio after the file, as in training
+            mel = log_mel_spectrogram(audio, self.model.config.n_mels, padding=N_SAMPLES)[:, :3000]
+        else:
+            mel = pad_or_trim(log_mel_spectrogram(audio, self.model.config.n_mels), 3000)
         return detect_language(self.model, self._encode(mel[None].to(self.device)), self.tokenizer)[1][0]
 
     @torch.no_grad()
@@ -169,7 +180,7 @@ class WhisperPipeline:
             def on_segment(s):
                 print(f"[{_clock(s.start)} --> {_clock(s.end)}] {s.text.strip()}", flush=True)
         return transcribe(self.model, self.tokenizer, audio, dec, tr, speech=speech, on_segment=on_segment,
-                          progress=progress, encode=self._encode)
+                          progress=progress, encode=self._encode, pad_with_silence=self.window_padding == "silence")
 
 
 def _clock(t: float) -> str:

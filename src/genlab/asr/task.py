@@ -89,7 +89,7 @@ PRESETS: dict[str, ASRRunConfig] = {
         data=DataConfig(group_size=24, units="chars", max_tokens=240),
         ctc_weight=0.3,
         train=TrainConfig(
-            steps=4000, batch_size=1, lr=1.5e-3, warmup_steps=100, weight_decay=0.05, beta2=0.98, amp="bf16",
+            steps=3000, batch_size=1, lr=1.5e-3, warmup_steps=100, weight_decay=0.05, beta2=0.98, amp="bf16",
             ema_decay=0.998, ckpt_every=50, log_every=10, threads=1, eval_every=500,
         ),
     ),

@@ -145,12 +145,15 @@ def transcribe(
     on_segment: Callable[[Segment], None] | None = None,
     progress: bool = False,
     encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    pad_with_silence: bool = False,
 ) -> TranscriptionResult:
     """Transcribe 16 kHz mono ``audio`` of any length.
 
     ``speech``: optional (start, end) seconds where a voice-activity detector heard speech; windows with none are
     skipped and segments outside them are dropped. ``on_segment`` is called as each segment is final.
     ``encode`` maps a ``(1, n_mels, 3000)`` window to audio features (default ``model.embed_audio``).
+    ``pad_with_silence``: fill windows shorter than 30 s with the log-mel of silence instead of zeros (for models
+    trained that way, such as genlab's own ``speech-asr``).
     """
     decode_options = decode_options or DecodingOptions()
     options = options or TranscribeOptions()
@@ -158,6 +161,15 @@ def transcribe(
     duration = len(audio) / SAMPLE_RATE
     mel = long_log_mel(audio, model.config.n_mels)  # (n_mels, frames + 3000)
     content_frames = mel.shape[-1] - N_FRAMES
+    # The last 30 s of ``mel`` are silent audio: its minimum is the log-mel of silence.
+    fill = float(mel.min()) if pad_with_silence else 0.0
+
+    def fit(x: torch.Tensor) -> torch.Tensor:
+        """A window of exactly 30 s, filled after ``x`` (zeros, as openai-whisper does, or silence)."""
+        out = pad_or_trim(x, N_FRAMES)
+        if pad_with_silence and x.shape[-1] < N_FRAMES:
+            out[:, x.shape[-1] :] = fill
+        return out
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
 
@@ -169,7 +181,7 @@ def transcribe(
         start = 0
         if speech:  # detect the language where someone speaks
             start = int(speech[0][0] * FRAMES_PER_SECOND)
-        window = pad_or_trim(mel[:, start : start + N_FRAMES], N_FRAMES)[None].to(device, dtype)
+        window = fit(mel[:, start : start + N_FRAMES])[None].to(device, dtype)
         from .decoding import detect_language
 
         langs, probs = detect_language(model, encode(window), tok)
@@ -198,7 +210,7 @@ def transcribe(
         one_group_next = False
         seek = win.pieces[0][0]
         segment_size = win.frames
-        window = pad_or_trim(win.gather(mel), N_FRAMES)[None].to(device, dtype)
+        window = fit(win.gather(mel))[None].to(device, dtype)
         features = encode(window)
         # No previous text for a packed window: with it, the decoder tends to copy the prompt instead of hearing
         # the first utterance (seen on the 5-minute LibriVox benchmark file).
