@@ -87,8 +87,15 @@ def asr_speed(name: str = "asr_speed", title: str = "2 threads") -> list[str]:
         if isinstance(run, dict) and "rtf" in run:
             out.append(f"| {name} | {run['rtf']:.3f} | {_fmt(run.get('cpu_rtf'))} | {_fmt(run.get('wer'))} | "
                        f"{run.get('n_segments', '—')} |")
+    # A system whose transcript is wrong did different work: its time is no basis for a speed ratio.
+    wrong = sorted(n for n, run in r["runs"].items() if isinstance(run, dict) and run.get("wer", 0) > 0.2)
+    if wrong:
+        out += ["", f"**Not comparable** (WER above 0.2, so the output itself is wrong, most likely the benchmark's "
+                f"use of that system): {', '.join(wrong)}. It is left out of the ratios below."]
     out += ["", "| genlab speed-up over | wall | CPU |", "|---|---|---|"]
     for name, v in r.get("speedups", {}).items():
+        if any(name.endswith(f"vs {w}") for w in wrong):
+            continue
         out.append(f"| {name.replace('speedup vs ', 'vs ')} | {_fmt(v.get('wall'))}x | {_fmt(v.get('cpu'))}x |")
     return out + [""]
 
