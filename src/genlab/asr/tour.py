@@ -80,8 +80,11 @@ def _own_model_section(audio: np.ndarray) -> list[str]:
     metrics = asset / "metrics.json"
     if metrics.exists():
         m = json.loads(metrics.read_text())
-        wer = m.get("wer", {})
+        wer, cer = m.get("wer", {}), m.get("cer", {})
         if wer:
-            out.append("<p>Held-out synthetic speech, WER: " + html.escape(
-                ", ".join(f"{split} {v:.3f}" for split, v in wer.items())) + " (benchmarks/speech_eval.py)</p>")
+            out.append("<p>Held-out synthetic speech (character / word error rate): " + html.escape(
+                ", ".join(f"{split} {cer.get(split, float('nan')):.2f} / {v:.2f}" for split, v in wer.items()))
+                + ". Real recordings: word error rate " + html.escape(
+                ", ".join(f"{k} {v:.2f}" for k, v in m.get("real_speech_en_wer", {}).items()))
+                + " (benchmarks/speech_eval.py)</p>")
     return out
