@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genlab.eval.text import edit_distance
+
 ROOT = Path(__file__).resolve().parents[1]
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 JFK = ROOT / ".." / "shared" / "data" / "jfk.flac"
@@ -84,12 +86,7 @@ def norm_words(text: str) -> list[str]:
 
 
 def wer(ref: list[str], hyp: list[str]) -> float:
-    d = np.arange(len(hyp) + 1)
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d.copy(), i
-        for j, h in enumerate(hyp, 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r != h))
-    return float(d[-1]) / max(1, len(ref))
+    return edit_distance(ref, hyp) / max(1, len(ref))
 
 
 def timing_report(segments, truth, duration):

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genlab.eval.text import edit_distance
+
 ROOT = Path(__file__).resolve().parent.parent
 JFK = ROOT.parent / "shared" / "data" / "jfk.flac"
 JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
@@ -38,16 +40,6 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
     text = "".join(" " if unicodedata.category(c).startswith("P") and c != "'" else c for c in text)
     return " ".join(text.replace("'", "").split())
-
-
-def edit_distance(ref: list, hyp: list) -> int:
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
 
 
 def error_rates(refs: list[str], hyps: list[str]) -> dict[str, float]:

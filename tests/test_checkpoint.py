@@ -92,3 +92,10 @@ def test_sparse_rows_store_only_nonzero_rows_and_restore_exactly(tmp_path):
     (path / ck.CONFIG_FILE).write_text(json.dumps(cfg))
     with pytest.raises(GenlabError, match="does not fit"):
         ck.load_checkpoint(path)
+
+
+def test_meta_copied_from_another_checkpoint_cannot_override_the_weights_hash(tmp_path):
+    path = ck.save_checkpoint(tmp_path / "c", kind="t", config={}, model=_state(),
+                              meta={"weights_hash": "0000000000000000", "step": 7})
+    meta = ck.load_checkpoint(path).meta
+    assert meta["weights_hash"] == ck.weights_hash(_state()) and meta["step"] == 7

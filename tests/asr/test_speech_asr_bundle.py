@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genlab.eval.text import edit_distance
+
 ASSET = Path(__file__).resolve().parents[2] / "src" / "genlab" / "assets" / "speech-asr"
 
 pytestmark = pytest.mark.skipif(not (ASSET / "model.safetensors").exists(), reason="speech-asr is not bundled")
@@ -59,9 +61,4 @@ def test_window_padding_is_validated():
 
 
 def _cer(ref: str, hyp: str) -> float:
-    d = np.arange(len(hyp) + 1)
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d.copy(), i
-        for j, h in enumerate(hyp, 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r != h))
-    return float(d[-1]) / max(1, len(ref))
+    return edit_distance(ref, hyp) / max(1, len(ref))

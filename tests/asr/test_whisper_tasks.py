@@ -18,14 +18,6 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def base():
-    from genlab.asr import load
-
-    torch.set_num_threads(2)
-    return load("base")
-
-
-@pytest.fixture(scope="module")
 def openai_base(base):
     whisper_model = pytest.importorskip("whisper.model")
     from genlab.asr.api import read_named_or_path

@@ -80,7 +80,7 @@ def _small(d: int, heads: int, layers: int) -> WhisperConfig:
 PRESETS: dict[str, ASRRunConfig] = {
     # The bundled model: Whisper's architecture at d=192 (4 encoder, 2 decoder layers), spelling its transcripts
     # one character per token (a ~2k-token active alphabet instead of 17k BPE pieces for 9 hours of audio), with an
-    # auxiliary CTC loss on the encoder. Trained on one thread of a 2-core CPU (bf16 autocast measured 1.9x fp32,
+    # auxiliary CTC loss on the encoder. Trained on one thread of a 2-core CPU (bf16 autocast measured 1.5x fp32,
     # benchmarks/results/speech_throughput.json); the first attempt, BPE units without CTC, had not learnt to
     # read the audio after 1,200 steps (benchmarks/results/speech_asr.json of commit 2d8ccd2).
     "speech-asr": ASRRunConfig(
@@ -377,8 +377,7 @@ class ASRTask:
         remap[text] = torch.arange(1, len(text) + 1, device=audio.device)
         labels = [remap[t[(t >= 0) & (t < eot)]] for t in targets]  # the scored text tokens of each row
         lengths = torch.tensor([len(x) for x in labels])
-        flat = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
-        return F.ctc_loss(logp.transpose(0, 1), flat, audio_frames.clamp(max=logp.shape[1]), lengths,
+        return F.ctc_loss(logp.transpose(0, 1), torch.cat(labels), audio_frames.clamp(max=logp.shape[1]), lengths,
                           blank=0, zero_infinity=True)
 
     def checkpoint_config(self) -> dict[str, Any]:
