@@ -7,9 +7,12 @@ Each sampler at 5, 10, 20, 50 and 100 steps, plus DDPM at 1000. Every configurat
 model weights, n and seed, so the sweep can be stopped and resumed (it takes hours on 2 CPU cores). After every
 configuration the summary ``results/diffusion_sweep.json`` and the plot ``results/diffusion_sweep.svg`` are rewritten
 from all parts measured so far; ``--write-metrics`` also copies the summary beside the bundled model.
-Configurations run cheapest first. Several processes may run the sweep at once (one thread each is the fastest use
-of a small CPU): each claims a configuration with an exclusive ``.claim`` file before measuring it, and a claim
-whose process is gone is taken over.
+Configurations run cheapest first. The work unit is one batch of 256 samples (batch ``b`` draws its noise from
+``seed + b``, so it is the same batch :func:`generate` makes in one call): each finished batch is saved under
+``runs/diffusion_sweep_batches/``, so a stopped sweep loses at most one batch per process, and the long
+configurations (DDPM at 1000 steps takes about 4 thread-hours) are shared. Several processes may run the sweep at
+once (one thread each is the fastest use of a small CPU): each claims a batch, or the scoring of a configuration,
+with an exclusive ``.claim`` file, and a claim whose process is gone is taken over.
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, write_result  # noqa: E402
 
 from genlab.diffusion.pipeline import BUNDLED, generate, load  # noqa: E402
 from genlab.eval.fid import fid_report  # noqa: E402
 
+BATCH = 256
+BATCHES = Path(__file__).resolve().parent.parent / "runs" / "diffusion_sweep_batches"
 SAMPLERS = ["ddim", "dpmpp-2m", "euler", "heun", "ddpm"]
 STEPS = [5, 10, 20, 50, 100]
 
@@ -95,31 +103,43 @@ def main() -> None:
     loaded = load(args.model)
     parts = RESULTS / "diffusion_sweep_parts"
     parts.mkdir(parents=True, exist_ok=True)
+    key = (loaded.weights_hash, args.n, args.seed)
+    batch_dir = BATCHES / f"{loaded.weights_hash}-n{args.n}-seed{args.seed}"
+    batch_dir.mkdir(parents=True, exist_ok=True)
     for sampler, steps in configurations():
         evals = 2 * steps - 1 if sampler == "heun" else steps
-        if evals > args.max_evals:
-            continue
         part = parts / f"{sampler}-{steps}.json"
-        key = (loaded.weights_hash, args.n, args.seed)
-        if measured(part, key) or not claim(part):
+        if evals > args.max_evals or measured(part, key):
             continue
-        if measured(part, key):  # another process finished it between the two checks
-            part.with_suffix(".claim").unlink(missing_ok=True)
-            continue
-        t0 = time.perf_counter()
-        images = generate(loaded.model, loaded.cfg, n=args.n, sampler=sampler, steps=steps, seed=args.seed,
-                          amp=args.bf16)
-        seconds = time.perf_counter() - t0
-        report = fid_report(images, n=args.n, seed=args.seed)
-        report["memorisation"] = {k: v for k, v in report["memorisation"].items() if k != "pairs"}
-        record = {"sampler": sampler, "steps": steps, "model_evaluations": evals, "seconds": seconds,
-                  "weights_hash": loaded.weights_hash, "model": args.model, "bf16": args.bf16, "clip_x0": True,
-                  **report}
-        part.write_text(json.dumps(record, indent=2) + "\n")
+        batch_files = [batch_dir / f"{sampler}-{steps}-b{b}.npz" for b in range(-(-args.n // BATCH))]
+        for b, path in enumerate(batch_files):
+            if path.exists() or not claim(path):
+                continue
+            if not path.exists():  # another process may have finished it between the two checks
+                count = min(BATCH, args.n - b * BATCH)
+                t0 = time.perf_counter()
+                images = generate(loaded.model, loaded.cfg, n=count, sampler=sampler, steps=steps,
+                                  seed=args.seed + b, batch_size=BATCH, amp=args.bf16)
+                tmp = path.with_suffix(".tmp.npz")
+                np.savez(tmp, images=images.numpy(), seconds=time.perf_counter() - t0)
+                os.replace(tmp, path)  # atomic: a batch file is either whole or absent
+            path.with_suffix(".claim").unlink(missing_ok=True)
+        if not all(p.exists() for p in batch_files) or not claim(part):
+            continue  # other processes still generate some of its batches, or score it
+        if not measured(part, key):
+            batches = [np.load(p) for p in batch_files]
+            images = torch.from_numpy(np.concatenate([z["images"] for z in batches]))
+            seconds = float(sum(z["seconds"] for z in batches))
+            report = fid_report(images, n=args.n, seed=args.seed)
+            report["memorisation"] = {k: v for k, v in report["memorisation"].items() if k != "pairs"}
+            record = {"sampler": sampler, "steps": steps, "model_evaluations": evals, "seconds": seconds,
+                      "weights_hash": loaded.weights_hash, "model": args.model, "bf16": args.bf16, "clip_x0": True,
+                      **report}
+            part.write_text(json.dumps(record, indent=2) + "\n")
+            print(f"{sampler:9s} {steps:5d} steps  FID {report['fid']:.2f} (floor {report['fid_floor']:.2f})  "
+                  f"P {report['precision']:.3f} R {report['recall']:.3f}  {seconds:.0f}s", flush=True)
+            write_summary(args, loaded, parts)
         part.with_suffix(".claim").unlink(missing_ok=True)
-        print(f"{sampler:9s} {steps:5d} steps  FID {report['fid']:.2f} (floor {report['fid_floor']:.2f})  "
-              f"P {report['precision']:.3f} R {report['recall']:.3f}  {seconds:.0f}s", flush=True)
-        write_summary(args, loaded, parts)
     write_summary(args, loaded, parts)
 
 
