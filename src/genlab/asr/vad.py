@@ -11,6 +11,7 @@ silero's ``get_speech_timestamps`` does.
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,21 +46,37 @@ class SileroVAD(nn.Module):
         return mag[:, :, 0]  # (N, 128) after the two stride-2 convs leave one frame
 
     @torch.no_grad()
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(n_samples,)`` 16 kHz audio -> ``(n_samples // 512,)`` speech probabilities, one per 32 ms."""
+    def forward(self, audio: torch.Tensor, state: VADState | None = None) -> tuple[torch.Tensor, VADState]:
+        """``(n_samples,)`` 16 kHz audio -> ``(n_samples // 512,)`` speech probabilities, one per 32 ms, and the
+        state to continue from: pass it back with the next block of a long file (blocks whole chunks long) and
+        the probabilities are the same as for the whole file in one call."""
+        state = state or VADState.initial()
         n = len(audio) // CHUNK
         if n == 0:
-            return torch.zeros(0)
-        x = F.pad(audio[: n * CHUNK].float(), (CONTEXT, 0))  # silence as the first chunk's context
+            return torch.zeros(0), state
+        x = torch.cat([state.context, audio[: n * CHUNK].float()])  # each chunk sees the 64 samples before it
         idx = torch.arange(n)[:, None] * CHUNK + torch.arange(CHUNK + CONTEXT)[None]  # (n, 576)
         feats = self.features(x[idx])  # (n, 128): the convs see each chunk alone, so batch them
         # Only the LSTM is sequential: run it over all chunks in one call (the op nn.LSTM runs, on the cell's
         # weights) instead of one Python-level cell step per 32 ms.
         cell = self.lstm_cell
-        zeros = torch.zeros(1, 1, 128)
         weights = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
-        h = torch.lstm(feats[:, None], (zeros, zeros), weights, True, 1, 0.0, False, False, False)[0][:, 0]
-        return torch.sigmoid(self.final_conv(F.relu(h)[:, :, None]))[:, 0, 0]  # (n,)
+        h, h_n, c_n = torch.lstm(feats[:, None], (state.h, state.c), weights, True, 1, 0.0, False, False, False)
+        probs = torch.sigmoid(self.final_conv(F.relu(h[:, 0])[:, :, None]))[:, 0, 0]  # (n,)
+        return probs, VADState(h_n, c_n, x[-CONTEXT:].clone())
+
+
+@dataclass
+class VADState:
+    """What carries from one block of audio to the next: the LSTM's (h, c) and the last 64 samples."""
+
+    h: torch.Tensor  # (1, 1, 128)
+    c: torch.Tensor  # (1, 1, 128)
+    context: torch.Tensor  # (64,)
+
+    @staticmethod
+    def initial() -> VADState:
+        return VADState(torch.zeros(1, 1, 128), torch.zeros(1, 1, 128), torch.zeros(CONTEXT))  # silence before
 
 
 _MODEL: SileroVAD | None = None
@@ -90,7 +107,7 @@ def speech_regions(
     min_speech: float = 0.25,
     min_silence: float = 0.5,
     pad: float = 0.2,
-    block_seconds: float = 600.0,
+    block_seconds: float = 30.0,
 ) -> list[tuple[float, float]]:
     """Where someone speaks, as (start, end) seconds. Speech starts above ``threshold`` and ends when the
     probability stays below ``threshold - 0.15`` for ``min_silence``; regions are padded by ``pad``."""
@@ -98,12 +115,14 @@ def speech_regions(
 
     model = load_vad()
     sr = 16000
-    probs = []
-    # Long files in blocks (whole chunks), so the batched conv features stay small.
+    probs, state = [], None
+    # Long files in blocks (whole chunks; the LSTM state carries over), so the batched conv features of a block
+    # stay a few MB: a 2-hour file in one call would need about 1 GB of temporaries.
     step = int(block_seconds * sr) // CHUNK * CHUNK
     with few_threads(torch.device("cpu")):  # a chain of tiny LSTM steps: one thread is fastest
         for i in range(0, len(audio), step):
-            probs.append(model(torch.from_numpy(np.ascontiguousarray(audio[i : i + step]))))
+            p, state = model(torch.from_numpy(np.ascontiguousarray(audio[i : i + step])), state)
+            probs.append(p)
     p = torch.cat(probs).numpy() if probs else np.zeros(0)
     dt = CHUNK / sr
     regions, start, below = [], None, 0
