@@ -142,7 +142,8 @@ def test_short_and_resampled_inputs(base, tmp_path):
 @needs_base
 def test_two_hour_file_bounded_memory_and_progress(tmp_path):
     """jfk.flac three times in two hours of near-silence: found at the right times, nothing else, with the peak
-    memory of the whole process (model included) under 1.7 GB and a progress bar that reaches the end."""
+    memory of the whole process (model included) under 1.55 GB (measured 1.39 GB: the 460 MB of audio, the model
+    and its inference copies; the log-mel is made a window at a time) and a progress bar that reaches the end."""
     import json
     import subprocess
     import sys
@@ -164,11 +165,14 @@ def test_two_hour_file_bounded_memory_and_progress(tmp_path):
                     x[lo:hi] += jfk[lo - a : hi - a]
             f.write(x)
     script = (
-        "import json, resource, sys, torch; from genlab.asr import load; torch.set_num_threads(2); "
+        "import json, re, sys, torch; from genlab.asr import load; torch.set_num_threads(2); "
         f"r = load('base').transcribe({str(tmp_path / 'two_hours.flac')!r}, beam_size=1, vad=True, progress=True); "
+        "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()); "
         "print(json.dumps({'segments': [[s.start, s.end, s.text] for s in r.segments], "
-        "'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+        "'maxrss_mb': int(hwm.group(1)) / 1024}))"
     )
+    # The peak of this process's own memory (VmHWM). Not getrusage's ru_maxrss: Linux carries that over exec
+    # from the forked parent, so it reported pytest's own size (1.8 GB after the tests that load Whisper base).
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
@@ -176,6 +180,6 @@ def test_two_hour_file_bounded_memory_and_progress(tmp_path):
     assert len(starts) == 3 and all(abs(s - p) < 1.0 for s, p in zip(starts, places)), got["segments"]
     for _, _, text in got["segments"]:
         assert edit_distance(_words(JFK_TEXT), _words(text)) <= 1, text
-    assert got["maxrss_mb"] < 1700, got["maxrss_mb"]
+    assert got["maxrss_mb"] < 1550, got["maxrss_mb"]
     print(f"peak RSS {got['maxrss_mb']:.0f} MB")
     assert "7200/7200 s" in out.stderr

@@ -72,39 +72,63 @@ class TranscribeOptions:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Mel for a whole file, computed in pieces so the STFT never holds a long file at once.
+# Mel for a whole file, computed in pieces: the STFT never holds a long file at once, and the log-mel itself is
+# never held either (a 2-hour file's is 230 MB): a window's frames are computed when the loop reaches them.
 
 
-def long_log_mel(audio: np.ndarray, n_mels: int, chunk_seconds: int = 60) -> torch.Tensor:
-    """Equal to ``log_mel_spectrogram(audio, padding=N_SAMPLES)`` but with bounded peak memory: raw log-mel is
-    computed per chunk (with STFT context on both sides), then clipped to 8 below the file's maximum."""
-    from ..data.audio import N_FFT, _mel_tensor
+class FileLogMel:
+    """Whisper's log-mel of ``audio`` followed by 30 s of zeros (``log_mel_spectrogram(audio, padding=N_SAMPLES)``),
+    ``(n_mels, n_frames)``, served a range of frames at a time by :meth:`frames`.
 
-    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))  # no copy of a long file
-    total = len(x) + N_SAMPLES  # the file followed by 30 s of zeros, never materialised
-    n_frames = total // HOP_LENGTH
-    out = torch.empty(n_mels, n_frames)
-    step = chunk_seconds * FRAMES_PER_SECOND  # frames per chunk
-    window = torch.hann_window(N_FFT)
-    filters = _mel_tensor(n_mels, "cpu")
-    pad = N_FFT // 2
-    for f0 in range(0, n_frames, step):
-        f1 = min(n_frames, f0 + step)
-        # Frame f is centred on sample f * hop: take the samples that frames f0..f1-1 see, reflect-padded at the
-        # file's edges exactly as the one-shot STFT does.
+    Whisper clips every value to 8 below the file's maximum, so a first pass over the file (in chunks, keeping
+    nothing) finds that maximum; each later request recomputes only its frames, with STFT context on both sides
+    and the file's edges reflect-padded exactly as the one-shot STFT does.
+    """
+
+    def __init__(self, audio: np.ndarray, n_mels: int, chunk_seconds: int = 60):
+        from ..data.audio import N_FFT, _mel_tensor
+
+        self.x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))  # no copy of a long file
+        self.total = len(self.x) + N_SAMPLES  # the file and its zero tail, never materialised
+        self.shape = (n_mels, self.total // HOP_LENGTH)
+        self._window = torch.hann_window(N_FFT)
+        self._filters = _mel_tensor(n_mels, "cpu")
+        self._chunk = chunk_seconds * FRAMES_PER_SECOND
+        self.max = max(float(self._raw(f0, min(self.shape[1], f0 + self._chunk)).max())
+                       for f0 in range(0, self.shape[1], self._chunk))
+
+    @property
+    def silence(self) -> float:
+        """The value of silent audio, as in the zero tail: raw log10 power -10 (the 1e-10 floor), clipped."""
+        return (max(self.max - 8.0, -10.0) + 4.0) / 4.0
+
+    def frames(self, f0: int, f1: int) -> torch.Tensor:
+        """Log-mel frames ``f0 .. f1 - 1`` as ``(n_mels, f1 - f0)``."""
+        f0, f1 = max(0, f0), min(self.shape[1], f1)
+        out = torch.cat([self._raw(a, min(f1, a + self._chunk)) for a in range(f0, f1, self._chunk)], dim=1) \
+            if f1 > f0 else torch.zeros(self.shape[0], 0)
+        return out.clamp_(min=self.max - 8.0).add_(4.0).div_(4.0)
+
+    def _raw(self, f0: int, f1: int) -> torch.Tensor:
+        """log10 mel power of frames f0..f1-1; frame f is centred on sample f * hop."""
+        from ..data.audio import N_FFT
+
+        pad, x, total = N_FFT // 2, self.x, self.total
         a, b = f0 * HOP_LENGTH - pad, (f1 - 1) * HOP_LENGTH + pad + 1
         piece = x[max(a, 0) : min(b, len(x))]
         if min(b, total) > len(x):  # the part of the zero tail these frames see
             piece = torch.cat([piece, piece.new_zeros(min(b, total) - max(a, len(x)))])
-        left = max(0, -a)
-        right = max(0, b - total)
+        left, right = max(0, -a), max(0, b - total)
         if left or right:
             piece = F.pad(piece[None, None], (left, right), mode="reflect")[0, 0]
-        stft = torch.stft(piece, N_FFT, HOP_LENGTH, window=window, center=False, return_complex=True)
-        mel = filters @ (stft.abs() ** 2)  # (n_mels, f1 - f0)
-        out[:, f0:f1] = torch.clamp(mel, min=1e-10).log10()
-    # In place: for a 2-hour file this tensor is 230 MB.
-    return out.clamp_(min=float(out.max()) - 8.0).add_(4.0).div_(4.0)
+        stft = torch.stft(piece, N_FFT, HOP_LENGTH, window=self._window, center=False, return_complex=True)
+        return torch.clamp(self._filters @ (stft.abs() ** 2), min=1e-10).log10()  # (n_mels, f1 - f0)
+
+
+def long_log_mel(audio: np.ndarray, n_mels: int, chunk_seconds: int = 60) -> torch.Tensor:
+    """The whole :class:`FileLogMel` as one tensor."""
+    mel = FileLogMel(audio, n_mels, chunk_seconds)
+    return mel.frames(0, mel.shape[1])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -159,10 +183,9 @@ def transcribe(
     options = options or TranscribeOptions()
     encode = encode or model.embed_audio
     duration = len(audio) / SAMPLE_RATE
-    mel = long_log_mel(audio, model.config.n_mels)  # (n_mels, frames + 3000)
+    mel = FileLogMel(audio, model.config.n_mels)  # (n_mels, frames + 3000), computed a window at a time
     content_frames = mel.shape[-1] - N_FRAMES
-    # The last 30 s of ``mel`` are silent audio: its minimum is the log-mel of silence.
-    fill = float(mel.min()) if pad_with_silence else 0.0
+    fill = mel.silence if pad_with_silence else 0.0
 
     def fit(x: torch.Tensor) -> torch.Tensor:
         """A window of exactly 30 s, filled after ``x`` (zeros, as openai-whisper does, or silence)."""
@@ -181,7 +204,7 @@ def transcribe(
         start = 0
         if speech:  # detect the language where someone speaks
             start = int(speech[0][0] * FRAMES_PER_SECOND)
-        window = fit(mel[:, start : start + N_FRAMES])[None].to(device, dtype)
+        window = fit(mel.frames(start, start + N_FRAMES))[None].to(device, dtype)
         from .decoding import detect_language
 
         langs, probs = detect_language(model, encode(window), tok)
@@ -301,8 +324,8 @@ class _Window:
     def frames(self) -> int:
         return sum(b - a for a, b in self.pieces)
 
-    def gather(self, mel: torch.Tensor) -> torch.Tensor:
-        return torch.cat([mel[:, a:b] for a, b in self.pieces], dim=1)  # (n_mels, frames)
+    def gather(self, mel: FileLogMel) -> torch.Tensor:
+        return torch.cat([mel.frames(a, b) for a, b in self.pieces], dim=1)  # (n_mels, frames)
 
     def to_file_frame(self, w: float, end: bool = False) -> float:
         """Window frame -> file frame; a frame on the seam of two pieces belongs to the later one (to the

