@@ -265,6 +265,7 @@ def main() -> None:
                     "genlab-bf16,openai-whisper,hf-transformers")
     ap.add_argument("--beams", default="1,5")
     ap.add_argument("--out", default=str(OUT), help="result file (runs already in it are kept and resumed)")
+    ap.add_argument("--machine-note", default="shared with other jobs", help="what else ran on the machine")
     args = ap.parse_args()
     out = Path(args.out)
     torch.set_num_threads(args.threads)
@@ -273,7 +274,7 @@ def main() -> None:
     duration = len(audio) / 16000
     results = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores {args.machine_note}, "
                    f"torch threads {args.threads}, torch {torch.__version__}",
         "audio": {"seconds": round(duration, 2), "utterances": len(truth),
                   "source": "pocketsphinx-testdata LibriVox x5 + jfk.flac, cycled with 2-5 s gaps (seed 0)"},

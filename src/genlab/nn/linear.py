@@ -36,10 +36,16 @@ def _onednn_available() -> bool:
 ONEDNN = _onednn_available()
 
 
+def packing_pays(rows: int) -> bool:
+    """Whether the repacked weight beats the default kernel: at two rows or more, and at one row when torch has
+    two threads or more (oneDNN splits a one-row product over the threads; the default kernel runs it on one)."""
+    return rows > 1 or torch.get_num_threads() > 1
+
+
 def can_pack(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (
         ONEDNN
-        and x.numel() > x.shape[-1]  # two rows or more
+        and packing_pays(x.numel() // max(1, x.shape[-1]))
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and weight.dtype == torch.float32
