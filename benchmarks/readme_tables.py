@@ -136,7 +136,6 @@ def other_results(known: set[str]) -> list[str]:
 
 SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_speed, "emoji_features": emoji_features,
             "asr_speed": asr_speed,
-            "asr_speed_1thread": lambda: asr_speed("asr_speed_1thread", "1 thread each, beside background jobs"),
             "speech_asr": speech_asr}
 EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers
 
