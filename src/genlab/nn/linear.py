@@ -24,13 +24,17 @@ PACK_ROWS = 64  # oneDNN's layout hint; at 1, 5 and 1500 rows it is within 5% of
 
 
 def _onednn_available() -> bool:
-    ops = getattr(torch.ops, "mkldnn", None)
-    return (
-        torch.backends.mkldnn.is_available()
-        and ops is not None
-        and hasattr(ops, "_reorder_linear_weight")
-        and hasattr(ops, "_linear_pointwise")
-    )
+    """Whether this torch build has oneDNN's (internal) linear ops and they agree with ``F.linear`` on a probe:
+    builds without them, or with another signature, use the default kernels everywhere."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        weight, bias, x = torch.randn(8, 16), torch.randn(8), torch.randn(3, 16)
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, batch_size=PACK_ROWS)
+        y = torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+        return bool(torch.allclose(y, F.linear(x, weight, bias), atol=1e-5))
+    except (AttributeError, RuntimeError, TypeError):
+        return False
 
 
 ONEDNN = _onednn_available()

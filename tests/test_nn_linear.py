@@ -1,0 +1,61 @@
+"""genlab.nn.linear: a linear layer through oneDNN-repacked weights gives F.linear's numbers, follows the weight
+when it changes, and stays out of the way of autograd, autocast and copies."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.nn import linear as packing
+
+needs_onednn = pytest.mark.skipif(not packing.ONEDNN, reason="this torch build has no oneDNN linear ops")
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(1, 64), (5, 64), (2, 3, 64), (300, 64)])
+def test_packed_equals_f_linear(shape):
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 96)
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        got = packing.packed_linear(layer, x)
+        torch.testing.assert_close(got, F.linear(x, layer.weight, layer.bias), atol=1e-5, rtol=1e-5)
+        if shape[0] > 1:  # two rows or more always take the repacked path
+            assert layer.__dict__["_packed_weight"]._packed is not None
+
+
+@needs_onednn
+def test_repacks_when_the_weight_changes():
+    layer, x = nn.Linear(32, 16), torch.randn(4, 32)
+    with torch.no_grad():
+        packing.packed_linear(layer, x)
+        layer.weight.mul_(2.0)  # an optimizer step or a load writes in place
+        torch.testing.assert_close(packing.packed_linear(layer, x), layer(x), atol=1e-5, rtol=1e-5)
+        layer.weight = nn.Parameter(torch.randn(16, 32))  # a new tensor
+        torch.testing.assert_close(packing.packed_linear(layer, x), layer(x), atol=1e-5, rtol=1e-5)
+
+
+def test_training_bf16_and_quantized_layers_use_their_own_forward():
+    layer, x = nn.Linear(32, 16), torch.randn(4, 32, requires_grad=True)
+    y = packing.packed_linear(layer, x)
+    y.sum().backward()  # gradients flow: the plain F.linear ran
+    assert layer.weight.grad is not None and layer.__dict__["_packed_weight"]._packed is None
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert packing.packed_linear(layer, x).dtype == torch.bfloat16  # autocast still applies
+    assert not packing.can_pack(x.detach().bfloat16(), layer.weight.bfloat16())
+
+
+@needs_onednn
+def test_copies_pack_their_own_weights():
+    model = nn.Sequential(nn.Linear(32, 32))
+    with torch.no_grad():
+        packing.packed_linear(model[0], torch.randn(3, 32))
+    twin = copy.deepcopy(model)  # an EMA copy, say
+    assert twin[0].__dict__["_packed_weight"]._packed is None
+    with torch.no_grad():
+        twin[0].weight.add_(1.0)
+        x = torch.randn(3, 32)
+        torch.testing.assert_close(packing.packed_linear(twin[0], x), twin[0](x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(packing.packed_linear(model[0], x), model[0](x), atol=1e-5, rtol=1e-5)
