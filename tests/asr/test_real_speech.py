@@ -142,7 +142,7 @@ def test_short_and_resampled_inputs(base, tmp_path):
 @needs_base
 def test_two_hour_file_bounded_memory_and_progress(tmp_path):
     """jfk.flac three times in two hours of near-silence: found at the right times, nothing else, with the peak
-    memory of the whole process (model included) under 1.55 GB (measured 1.39 GB: the 460 MB of audio, the model
+    memory of the whole process (model included) under 1.55 GB (measured 1.27 GB: the 460 MB of audio, the model
     and its inference copies; the log-mel is made a window at a time) and a progress bar that reaches the end."""
     import json
     import subprocess

@@ -220,7 +220,8 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
     # A decoding step is a chain of small matrix-vector products. PyTorch's default kernels run a one-row product
     # on one thread, so with them the token loop runs on one (the encoder, one big batched pass, keeps them all).
     # oneDNN's kernels on repacked weights split even one row over the threads: with them (fp32 nn.Linear on
-    # CPU) the loop keeps every thread (base, 2 threads: 15.4 ms per greedy token against 17.9 on one).
+    # CPU) the loop keeps every thread (base, 2 threads: 14.3 ms per greedy token against 18.8;
+    # benchmarks/results/decoder_linear_2threads.json).
     fc = model.decoder.blocks[0].mlp[0]
     packed = ONEDNN and type(fc) is torch.nn.Linear and fc.weight.dtype == torch.float32
     with contextlib.nullcontext() if packed else few_threads(device):
