@@ -7,8 +7,11 @@ inside each clip. Every system transcribes the same array (16 kHz float32, langu
 
     python benchmarks/asr_speed.py [--repeats 3] [--slow-repeats 1] [--threads 2] [--systems genlab-fp32,...]
 
-Repeats are interleaved (every system once, then every system again) so that the load of a shared machine drifts
-over all systems alike; each run records wall seconds and the process's CPU seconds (user + sys, all threads).
+Every run is a process of its own (model loaded and warmed up on 5 s before the clock starts): systems sharing one
+process disturb each other (CTranslate2 and PyTorch bring their own OpenMP thread pools, whose idle threads spin;
+faster-whisper measured 16.2 s next to the others against 13.7 s alone). Repeats are interleaved (every system
+once, then every system again) so that the load of a shared machine drifts over all systems alike; each run
+records wall seconds and its process's CPU seconds (user + sys, all threads).
 Writes benchmarks/results/asr_speed.json after every run and resumes from it: a system/beam with its repeats
 done is skipped, so an interrupted run can be continued with the same command. "partial": true marks a file
 in which some system has fewer runs than asked.
@@ -23,6 +26,7 @@ import platform
 import re
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -266,10 +270,27 @@ def main() -> None:
     ap.add_argument("--beams", default="1,5")
     ap.add_argument("--out", default=str(OUT), help="result file (runs already in it are kept and resumed)")
     ap.add_argument("--machine-note", default="shared with other jobs", help="what else ran on the machine")
+    ap.add_argument("--child", nargs=2, metavar=("SYSTEM", "BEAM"), help=argparse.SUPPRESS)  # one timed run
     args = ap.parse_args()
     out = Path(args.out)
     torch.set_num_threads(args.threads)
     audio, truth = build_file(args.seconds)
+    makers = {
+        "genlab-fp32": lambda: sys_genlab("float32"), "genlab-bf16": lambda: sys_genlab("bfloat16"),
+        "genlab-int8": lambda: sys_genlab("int8"),
+        "faster-whisper-fp32": lambda: sys_faster_whisper("float32", args.threads),
+        "faster-whisper-int8": lambda: sys_faster_whisper("int8", args.threads),
+        "openai-whisper": sys_openai, "hf-transformers": sys_hf,
+    }
+    if args.child:
+        name, beam = args.child[0], int(args.child[1])
+        run = makers[name]()
+        run(audio[: 16000 * 5], 1)  # warm-up: first-call allocations, thread pools
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        text, segs = run(audio, beam)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        print(json.dumps({"wall": wall, "cpu": cpu, "text": text, "segments": segs}))
+        return
     ref = reference_words(truth)
     duration = len(audio) / 16000
     results = {
@@ -284,17 +305,9 @@ def main() -> None:
         old = json.loads(out.read_text())
         if old.get("audio", {}).get("seconds") == results["audio"]["seconds"] and "cpu_seconds" in str(old):
             results["runs"] = old.get("runs", {})
-    makers = {
-        "genlab-fp32": lambda: sys_genlab("float32"), "genlab-bf16": lambda: sys_genlab("bfloat16"),
-        "genlab-int8": lambda: sys_genlab("int8"),
-        "faster-whisper-fp32": lambda: sys_faster_whisper("float32", args.threads),
-        "faster-whisper-int8": lambda: sys_faster_whisper("int8", args.threads),
-        "openai-whisper": sys_openai, "hf-transformers": sys_hf,
-    }
     names = args.systems.split(",")
     beams = [int(b) for b in args.beams.split(",")]
     wanted = {n: (args.slow_repeats or args.repeats) if n in SLOW else args.repeats for n in names}
-    runners = {}
 
     def save() -> None:
         _ratios(results)
@@ -314,22 +327,16 @@ def main() -> None:
                     continue
                 if rep >= wanted[name]:
                     continue
-                if name not in runners:
-                    try:
-                        runners[name] = makers[name]()
-                        runners[name](audio[: 16000 * 5], 1)  # warm-up: first-call allocations, thread pools
-                    except Exception as e:  # record and go on: one broken peer should not stop the others
-                        results["runs"][name] = {"error": f"{type(e).__name__}: {e}"[:300]}
-                        save()
-                        break
-                try:
-                    c0, t0 = cpu_seconds(), time.perf_counter()
-                    text, segs = runners[name](audio, beam)
-                    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-                except Exception as e:
-                    entry["error"] = f"{type(e).__name__}: {e}"[:300]
+                child = subprocess.run(
+                    [sys.executable, __file__, "--child", name, str(beam), "--threads", str(args.threads),
+                     "--seconds", str(args.seconds)], capture_output=True, text=True,
+                )
+                if child.returncode != 0:  # record and go on: one broken peer should not stop the others
+                    entry["error"] = (child.stderr.strip().splitlines() or ["no output"])[-1][:300]
                     save()
                     continue
+                run = json.loads(child.stdout.strip().splitlines()[-1])
+                text, segs, wall, cpu = run["text"], [tuple(x) for x in run["segments"]], run["wall"], run["cpu"]
                 entry["seconds"].append(round(wall, 2))
                 entry["cpu_seconds"].append(round(cpu, 2))
                 med, med_cpu = statistics.median(entry["seconds"]), statistics.median(entry["cpu_seconds"])
