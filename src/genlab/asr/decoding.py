@@ -217,14 +217,7 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
     no_speech = logits[::n_group, 0].float().softmax(dim=-1)[:, tok.no_speech].tolist()
     logits = logits[:, -1]  # (B*n, V)
 
-    # A decoding step is a chain of small matrix-vector products. PyTorch's default kernels run a one-row product
-    # on one thread, so with them the token loop runs on one (the encoder, one big batched pass, keeps them all).
-    # oneDNN's kernels on repacked weights split even one row over the threads: with them (fp32 nn.Linear on
-    # CPU) the loop keeps every thread (base, 2 threads: 14.3 ms per greedy token against 18.8;
-    # benchmarks/results/decoder_linear_2threads.json).
-    fc = model.decoder.blocks[0].mlp[0]
-    packed = ONEDNN and type(fc) is torch.nn.Linear and fc.weight.dtype == torch.float32
-    with contextlib.nullcontext() if packed else few_threads(device):
+    with decode_threads(model, device):
         if beam:
             seqs, sum_lp = _beam_search(
                 model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len
@@ -247,6 +240,17 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
             no_speech_prob=no_speech[b], temperature=opts.temperature, compression_ratio=compression_ratio(text),
         ))
     return results
+
+
+def decode_threads(model: Whisper, device: torch.device):
+    """How many threads the token loop uses. A decoding step is a chain of small matrix-vector products.
+    PyTorch's default fp32 kernels run a one-row product on one thread, so with them the loop runs on one (the
+    encoder, one big batched pass, keeps them all). Every other path splits even one row over the threads and
+    keeps them: oneDNN on repacked fp32 weights and int8 (base, 2 threads, per greedy token: 14.9 against 19.0 ms
+    and 7.1 against 8.5 ms; ``benchmarks/decoder_linear.py``), bf16 (the same either way)."""
+    fc = model.decoder.blocks[0].mlp[0]
+    default_fp32 = type(fc) is torch.nn.Linear and fc.weight.dtype == torch.float32 and not ONEDNN
+    return few_threads(device) if default_fp32 else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -167,8 +167,8 @@ class ResidualAttentionBlock(nn.Module):
     def __init__(self, d: int, n_head: int, cross_attention: bool = False):
         super().__init__()
         # The decoder (the blocks with cross-attention) runs a few rows per step: its linears read repacked
-        # weights at inference (a beam-5 step of base: 25 ms, 47 ms without). The encoder's 1500-row products
-        # would gain ~10% for twice its weights' memory, so it keeps the plain ones.
+        # weights at inference (a beam-5 step of base on 1 thread: 26 ms, 47 ms without). The encoder's
+        # 1500-row products would gain ~10% for twice its weights' memory, so it keeps the plain ones.
         self.pack = cross_attention
         self.attn = MultiHeadAttention(d, n_head, pack=cross_attention)
         self.attn_ln = nn.LayerNorm(d)
@@ -284,8 +284,8 @@ class TextDecoder(nn.Module):
         if self.head is not None:
             logits = self.head(x)  # (B, T, n_vocab)
         elif x.numel() // x.shape[-1] > 2 or torch.get_num_threads() > 1:
-            # A few rows (beams), or several threads: oneDNN on the repacked embedding (base, 5 rows: 5.0 ms,
-            # 17.3 ms through the contiguous copy below; 1 row on 2 threads: 2.8 ms, 4.0 ms).
+            # A few rows (beams), or several threads: oneDNN on the repacked embedding (base, 5 rows: 6.0 ms,
+            # 17.4 ms through the contiguous copy below; 1 row on 2 threads: 4.0 ms either way).
             logits = linear_packed(x, self.token_embedding.weight, None, self._packed_output)
         else:
             logits = x @ self.output_weight(x.dtype)  # (B, T, n_vocab), tied weights

@@ -3,8 +3,8 @@
 An autoregressive decoder multiplies a handful of rows (one token, or one per beam) by every weight matrix at
 every step, so a step is bound by how its weights are read, not by arithmetic. PyTorch's default fp32 GEMM is
 slow at a few rows: on the 2-core AMD EPYC (AVX-512) of genlab's CI, Whisper base's six decoder layers take
-11.8 ms per step at 5 rows, almost as long as 5 one-row products (1 thread). oneDNN on a copy of the weight
-repacked once into its blocked layout takes 5.2 ms (``python benchmarks/decoder_linear.py``, written to
+12.0 ms per step at 5 rows, almost as long as 5 one-row products (1 thread). oneDNN on a copy of the weight
+repacked once into its blocked layout takes 5.3 ms (``python benchmarks/decoder_linear.py``, written to
 ``benchmarks/results/decoder_linear.json``). At one row the default
 kernel is as fast inside the decoder, so one row keeps it (and greedy decoding needs no copy).
 
