@@ -5,13 +5,14 @@ every step, so a step is bound by how its weights are read, not by arithmetic. P
 slow at a few rows: on the 2-core AMD EPYC (AVX-512) of genlab's CI, Whisper base's six decoder layers take
 12.0 ms per step at 5 rows, almost as long as 5 one-row products (1 thread). oneDNN on a copy of the weight
 repacked once into its blocked layout takes 5.3 ms (``python benchmarks/decoder_linear.py``, written to
-``benchmarks/results/decoder_linear.json``). At one row the default
-kernel is as fast inside the decoder, so one row keeps it (and greedy decoding needs no copy).
+``benchmarks/results/decoder_linear.json``). At one row on one thread the default kernel is as fast inside the
+decoder, so that case keeps it (and needs no copy); on two threads oneDNN splits even one row over them and the
+default kernel does not (the six layers: 5.1 ms against 7.8; ``decoder_linear_2threads.json``).
 
 :func:`packed_linear` is ``layer(x)`` with that repacked copy, made on first use and kept until the weight
 changes. It is used only where it is exact up to fp32 rounding and needs no autograd: fp32 weights and inputs on
-CPU, no autocast, no gradient, two rows or more. Anything else (one row, training, bf16, CUDA, int8-quantized
-modules) runs ``layer(x)``.
+CPU, no autocast, no gradient, and two rows or two threads (:func:`packing_pays`). Anything else (training, bf16,
+CUDA, int8-quantized modules) runs ``layer(x)``.
 """
 
 from __future__ import annotations
