@@ -9,8 +9,9 @@ inside each clip. Every system transcribes the same array (16 kHz float32, langu
 
 Every run is a process of its own (model loaded and warmed up on 5 s before the clock starts): systems sharing one
 process disturb each other (CTranslate2 and PyTorch bring their own OpenMP thread pools, whose idle threads spin;
-faster-whisper measured 16.2 s next to the others against 13.7 s alone). Repeats are interleaved (every system
-once, then every system again) so that the load of a shared machine drifts over all systems alike; each run
+faster-whisper greedy fp32 took a median 16.2 s next to the others, in this file as of commit 31cfdf9, and takes
+14.6 s in its own process, in this file now). Repeats are interleaved (every system once, then every system
+again) so that the load of a shared machine drifts over all systems alike; each run
 records wall seconds and its process's CPU seconds (user + sys, all threads).
 Writes benchmarks/results/asr_speed.json after every run and resumes from it: a system/beam with its repeats
 done is skipped, so an interrupted run can be continued with the same command. "partial": true marks a file

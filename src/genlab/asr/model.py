@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import pick_preset
-from ..nn.linear import PackedWeight, linear_packed, packed_linear
+from ..nn.linear import PackedWeight, contiguous_transpose, linear_packed, packed_linear
 
 
 @dataclass
@@ -238,8 +238,8 @@ class TextDecoder(nn.Module):
         # The output projection is the transposed token embedding. int8 quantization sets ``head`` to an untied
         # quantized copy: at one token per step the (d, 51865) product is the largest read of the step.
         self.head: nn.Module | None = None
-        self._output_cache: tuple | None = None  # (key, (d, n_vocab) contiguous copy); not a buffer, not saved
-        self._packed_output = PackedWeight()  # oneDNN copy of the embedding for several rows
+        self._transposed_output = PackedWeight(contiguous_transpose)  # (d, n_vocab) copy, for one row
+        self._packed_output = PackedWeight()  # oneDNN copy of the embedding, for several rows or threads
 
     def forward(
         self,
@@ -285,7 +285,9 @@ class TextDecoder(nn.Module):
             logits = self.head(x)  # (B, T, n_vocab)
         elif x.numel() // x.shape[-1] > 2 or torch.get_num_threads() > 1:
             # A few rows (beams), or several threads: oneDNN on the repacked embedding (base, 5 rows: 6.0 ms,
-            # 17.4 ms through the contiguous copy below; 1 row on 2 threads: 4.0 ms either way).
+            # 17.4 ms through the contiguous copy below; 1 row on 2 threads: 4.0 ms either way). Two rows (the
+            # first greedy step also reads the no-speech position) keep the contiguous copy, so greedy decoding
+            # on one thread holds one copy of the embedding, not two.
             logits = linear_packed(x, self.token_embedding.weight, None, self._packed_output)
         else:
             logits = x @ self.output_weight(x.dtype)  # (B, T, n_vocab), tied weights
@@ -298,10 +300,7 @@ class TextDecoder(nn.Module):
         w = self.token_embedding.weight
         if w.device.type != "cpu" or (torch.is_grad_enabled() and w.requires_grad):
             return w.to(dtype).T
-        key = (w.data_ptr(), -1 if w.is_inference() else w._version, dtype)  # inference tensors have no version
-        if self._output_cache is None or self._output_cache[0] != key:
-            self._output_cache = (key, w.detach().to(dtype).T.contiguous())
-        return self._output_cache[1]
+        return self._transposed_output.get(w, dtype)
 
 
 class Whisper(nn.Module):

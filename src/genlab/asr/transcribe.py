@@ -21,7 +21,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, TIME_PRECISION, pad_or_trim
+from ..data.audio import (
+    FRAMES_PER_SECOND,
+    HOP_LENGTH,
+    N_FFT,
+    N_FRAMES,
+    N_SAMPLES,
+    SAMPLE_RATE,
+    TIME_PRECISION,
+    _mel_tensor,
+    pad_or_trim,
+)
 from .decoding import DecodingOptions, DecodingResult, decode
 from .model import Whisper
 from .tokenizer import WhisperTokenizer
@@ -86,16 +96,13 @@ class FileLogMel:
     """
 
     def __init__(self, audio: np.ndarray, n_mels: int, chunk_seconds: int = 60):
-        from ..data.audio import N_FFT, _mel_tensor
-
         self.x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))  # no copy of a long file
         self.total = len(self.x) + N_SAMPLES  # the file and its zero tail, never materialised
         self.shape = (n_mels, self.total // HOP_LENGTH)
         self._window = torch.hann_window(N_FFT)
         self._filters = _mel_tensor(n_mels, "cpu")
         self._chunk = chunk_seconds * FRAMES_PER_SECOND
-        self.max = max(float(self._raw(f0, min(self.shape[1], f0 + self._chunk)).max())
-                       for f0 in range(0, self.shape[1], self._chunk))
+        self.max = max(float(raw.max()) for raw in self._raw_chunks(0, self.shape[1]))
 
     @property
     def silence(self) -> float:
@@ -105,14 +112,18 @@ class FileLogMel:
     def frames(self, f0: int, f1: int) -> torch.Tensor:
         """Log-mel frames ``f0 .. f1 - 1`` as ``(n_mels, f1 - f0)``."""
         f0, f1 = max(0, f0), min(self.shape[1], f1)
-        out = torch.cat([self._raw(a, min(f1, a + self._chunk)) for a in range(f0, f1, self._chunk)], dim=1) \
-            if f1 > f0 else torch.zeros(self.shape[0], 0)
+        if f1 <= f0:
+            return torch.zeros(self.shape[0], 0)
+        out = torch.cat(list(self._raw_chunks(f0, f1)), dim=1)
         return out.clamp_(min=self.max - 8.0).add_(4.0).div_(4.0)
+
+    def _raw_chunks(self, f0: int, f1: int):
+        """Raw log10 mel power of frames f0..f1-1, in pieces of at most ``chunk_seconds``."""
+        for a in range(f0, f1, self._chunk):
+            yield self._raw(a, min(f1, a + self._chunk))
 
     def _raw(self, f0: int, f1: int) -> torch.Tensor:
         """log10 mel power of frames f0..f1-1; frame f is centred on sample f * hop."""
-        from ..data.audio import N_FFT
-
         pad, x, total = N_FFT // 2, self.x, self.total
         a, b = f0 * HOP_LENGTH - pad, (f1 - 1) * HOP_LENGTH + pad + 1
         piece = x[max(a, 0) : min(b, len(x))]

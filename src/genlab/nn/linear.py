@@ -59,23 +59,35 @@ def can_pack(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-class PackedWeight:
-    """A weight's oneDNN copy, remade when the weight's storage or version changes (a load or an update)."""
+def onednn_layout(weight: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._reorder_linear_weight(weight, batch_size=PACK_ROWS)
 
-    def __init__(self):
+
+def contiguous_transpose(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(out, in)`` -> contiguous ``(in, out)``: a one-row product streams it faster than the transposed view."""
+    return weight.to(dtype).T.contiguous()
+
+
+class PackedWeight:
+    """A copy of a weight in the layout a kernel reads fastest, made by ``make(weight, *args)`` (by default
+    oneDNN's blocked layout) and remade when the weight's storage or version, or ``args``, change (a load or an
+    update). A cache, not a parameter or buffer: a copied model starts without it and nothing of it is saved."""
+
+    def __init__(self, make=onednn_layout):
+        self._make = make
         self._key: tuple | None = None
         self._packed: torch.Tensor | None = None
 
     def __deepcopy__(self, memo) -> PackedWeight:
-        return PackedWeight()  # a copied model (an EMA, say) packs its own weights when it needs them
+        return PackedWeight(self._make)  # a copied model (an EMA, say) makes its own copies when it needs them
 
     def __getstate__(self) -> dict:
-        return {"_key": None, "_packed": None}
+        return {"_make": self._make, "_key": None, "_packed": None}
 
-    def get(self, weight: torch.Tensor) -> torch.Tensor:
-        key = (weight.data_ptr(), -1 if weight.is_inference() else weight._version)  # inference tensors: no version
+    def get(self, weight: torch.Tensor, *args) -> torch.Tensor:
+        key = (weight.data_ptr(), -1 if weight.is_inference() else weight._version, *args)  # inference: no version
         if self._key != key:
-            self._packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), batch_size=PACK_ROWS)
+            self._packed = self._make(weight.detach(), *args)
             self._key = key
         return self._packed
 
