@@ -8,11 +8,12 @@ model weights, n and seed, so the sweep can be stopped and resumed (it takes hou
 configuration the summary ``results/diffusion_sweep.json`` and the plot ``results/diffusion_sweep.svg`` are rewritten
 from all parts measured so far; ``--write-metrics`` also copies the summary beside the bundled model.
 Configurations run cheapest first. The work unit is one batch of 256 samples (batch ``b`` draws its noise from
-``seed + b``, so it is the same batch :func:`generate` makes in one call): each finished batch is saved under
-``runs/diffusion_sweep_batches/``, so a stopped sweep loses at most one batch per process, and the long
-configurations (DDPM at 1000 steps takes about 4 thread-hours) are shared. Several processes may run the sweep at
-once (one thread each is the fastest use of a small CPU): each claims a batch, or the scoring of a configuration,
-with an exclusive ``.claim`` file, and a claim whose process is gone is taken over.
+``seed + b``, so it is the same batch :func:`generate` makes in one call): each finished batch is saved (compressed,
+about 0.2 MB) under ``results/diffusion_sweep_batches/``, where it can be committed, so a stopped sweep loses at
+most one batch per process, even when the machine is gone, and the long configurations (DDPM at 1000 steps takes
+about 4 thread-hours) are shared; a configuration's batches are deleted once its part is written. Several processes
+may run the sweep at once (one thread each is the fastest use of a small CPU): each claims a batch, or the scoring
+of a configuration, with an exclusive ``.claim`` file, and a claim whose process is gone is taken over.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from genlab.diffusion.pipeline import BUNDLED, generate, load  # noqa: E402
 from genlab.eval.fid import fid_report  # noqa: E402
 
 BATCH = 256
-BATCHES = Path(__file__).resolve().parent.parent / "runs" / "diffusion_sweep_batches"
+BATCHES = RESULTS / "diffusion_sweep_batches"
 SAMPLERS = ["ddim", "dpmpp-2m", "euler", "heun", "ddpm"]
 STEPS = [5, 10, 20, 50, 100]
 
@@ -121,7 +122,7 @@ def main() -> None:
                 images = generate(loaded.model, loaded.cfg, n=count, sampler=sampler, steps=steps,
                                   seed=args.seed + b, batch_size=BATCH, amp=args.bf16)
                 tmp = path.with_suffix(".tmp.npz")
-                np.savez(tmp, images=images.numpy(), seconds=time.perf_counter() - t0)
+                np.savez_compressed(tmp, images=images.numpy(), seconds=time.perf_counter() - t0)
                 os.replace(tmp, path)  # atomic: a batch file is either whole or absent
             path.with_suffix(".claim").unlink(missing_ok=True)
         if not all(p.exists() for p in batch_files) or not claim(part):
@@ -139,6 +140,8 @@ def main() -> None:
             print(f"{sampler:9s} {steps:5d} steps  FID {report['fid']:.2f} (floor {report['fid_floor']:.2f})  "
                   f"P {report['precision']:.3f} R {report['recall']:.3f}  {seconds:.0f}s", flush=True)
             write_summary(args, loaded, parts)
+        for path in batch_files:  # the part is the record now
+            path.unlink(missing_ok=True)
         part.with_suffix(".claim").unlink(missing_ok=True)
     write_summary(args, loaded, parts)
 
