@@ -43,14 +43,6 @@ def long_file():
     return np.concatenate(parts), truth
 
 
-@pytest.fixture(scope="module")
-def base():
-    from genlab.asr import load
-
-    torch.set_num_threads(2)
-    return load("base")
-
-
 @needs_base
 def test_packed_windows_keep_timestamps_and_gaps(base, long_file):
     audio, truth = long_file
@@ -75,6 +67,40 @@ def test_packed_windows_keep_timestamps_and_gaps(base, long_file):
     refs = [ref for _, ref in _librivox()[:3]] + ([JFK_TEXT] if JFK.exists() else [])
     ref = _words(" ".join(refs))
     assert edit_distance(ref, _words(result.text)) / len(ref) < 0.1, result.text
+
+
+@needs_base
+def test_a_packed_utterance_whose_text_stops_early_is_decoded_again(base, monkeypatch):
+    """int8 beam 5 once jumped from "made still" to the next packed utterance, dropping "more respectable than
+    he was": a piece whose aligned text ends well before its speech must be decoded again, and so must
+    everything after it. Token times are given (the alignment itself is tested through word timestamps)."""
+    import genlab.asr.transcribe as T
+    from genlab.asr.decoding import DecodingResult
+
+    tok = base.tokenizer.with_options(language="en", task="transcribe")
+    first, second = tok.encode(" he might have been made still"), tok.encode(" He might even")
+    ts = lambda s: tok.timestamp_begin + round(s / 0.02)  # noqa: E731
+    tokens = [ts(1.0), *first, ts(6.0), ts(8.5), *second, ts(10.5)]
+    result = DecodingResult(tokens=tokens, text="", language="en", temperature=0.0)
+    win = T._Window([(1000, 1800), (2500, 2800)])  # 8 s and 3 s of the file, end to end
+    segments, next_frame = T._split_segments(result, tok, 0, win.frames, 0.0)
+    text = first + second
+
+    def times_ending(last_word_end: float):
+        # Token start times (and the end of the last): the first utterance's tokens from 1.0 s to
+        # last_word_end, where the second's first token starts, as the alignment's jumps make them; that token
+        # lasts into the second piece (window 8-11 s), whose text ends at 11 s.
+        a = np.linspace(1.0, last_word_end, len(first) + 1)
+        b = np.linspace(10.5, 11.0, len(second))
+        return lambda *args, **kw: np.concatenate([a, b])
+
+    monkeypatch.setattr(T, "_token_times", times_ending(7.6))  # speech of piece 0 ends at 8.0 s
+    kept, seek, one_piece = T._split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    assert [s.text.strip() for s in kept] == ["he might have been made still", "He might even"]
+    assert seek == win.frames and not one_piece
+    monkeypatch.setattr(T, "_token_times", times_ending(5.5))  # 2.5 s of its speech have no text
+    kept, seek, one_piece = T._split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    assert kept == [] and seek == 0 and one_piece  # the first piece again, alone
 
 
 @needs_base

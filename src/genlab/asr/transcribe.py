@@ -312,6 +312,10 @@ def transcribe(
 
 
 LEAD_FRAMES = FRAMES_PER_SECOND  # audio kept before each utterance (the pause the decoder sees between them)
+# A packed utterance whose aligned text ends this long before its speech does lost its end. On the 5-minute
+# benchmark file (benchmarks/asr_speed.py) the last word ends 0.0-0.8 s before the speech in complete utterances,
+# and 2.1-2.4 s before it where int8 beam 5 jumped from "made still" to the next utterance.
+EARLY_END_SECONDS = 1.5
 
 
 def _speech_groups(speech: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -408,10 +412,13 @@ def _split_at_pieces(
                                    seg.avg_logprob, seg.compression_ratio, seg.no_speech_prob)))
     complete = len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin and (
         result.tokens[-2] < tok.timestamp_begin)
-    # The decoder may skip an utterance or stop early: the first piece without text, and everything after
-    # it, is decoded again (as is the piece of text cut off after the last complete segment).
+    # The decoder may skip an utterance, or the end of one (jump from mid-sentence to the next utterance), or
+    # stop early: the first piece without text, or whose text ends well before its speech does, and everything
+    # after it, is decoded again (as is the piece of text cut off after the last complete segment).
     heard = set(int(p) for p in piece)
-    k = next((i for i in range(len(bounds)) if i not in heard), None)
+    last_token = {int(p): i for i, p in enumerate(piece)}
+    k = next((i for i in range(len(bounds)) if i not in heard
+              or bounds[i][1] / FRAMES_PER_SECOND - times[last_token[i] + 1] > EARLY_END_SECONDS), None)
     if pos < len(text):
         k = min(int(piece[pos]), k if k is not None else len(bounds))
     if k is not None:
