@@ -348,9 +348,13 @@ class Whisper(nn.Module):
         """
         return self.decoder(tokens, audio_features, cache=cache, positions=positions)[0]
 
-    def cross_attention_weights(self, tokens: torch.Tensor, audio_features: torch.Tensor) -> list[torch.Tensor]:
-        """Per decoder layer, the softmaxed cross-attention ``(B, H, T, S)`` for teacher-forced ``tokens``."""
-        return self.decoder(tokens, audio_features, return_cross_weights=True)[1]
+    def cross_attention_weights(
+        self, tokens: torch.Tensor, audio_features: torch.Tensor, positions: list[int] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """For teacher-forced ``tokens``: the logits at ``positions`` ``(B, len(positions), n_vocab)`` (none by
+        default: the vocabulary product costs as much as the rest of a 100-token pass) and, per decoder layer,
+        the softmaxed cross-attention ``(B, H, T, S)``."""
+        return self.decoder(tokens, audio_features, positions=positions or [], return_cross_weights=True)
 
     def new_cache(self, audio_features: torch.Tensor, max_len: int | None = None, group: int = 1) -> KVCache:
         return KVCache(self, audio_features, max_len, group)

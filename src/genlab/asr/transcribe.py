@@ -547,10 +547,12 @@ def _token_times(
     alignment heads' cross-attention, normalised and median-filtered, aligned to the frames by DTW."""
     sequence = [*tok.sot_sequence, tok.no_timestamps, *text_tokens, tok.eot]
     tokens = torch.tensor([sequence], device=features.device)
-    weights = model.cross_attention_weights(tokens, features)  # n_layer x (1, H, T, 1500)
+    # The logits only where word probabilities are asked for: the text positions (the token before each).
+    first = len(tok.sot_sequence)
+    positions = list(range(first, first + len(text_tokens))) if probs_out is not None else None
+    logits, weights = model.cross_attention_weights(tokens, features, positions)  # weights: n_layer x (1, H, T, S)
     if probs_out is not None:
-        logits = model.logits(tokens, features)[0]  # (T, V)
-        probs = logits[len(tok.sot_sequence) :, : tok.eot].float().softmax(dim=-1)
+        probs = logits[0, :, : tok.eot].float().softmax(dim=-1)  # (n_text, eot)
         probs_out.extend(probs[torch.arange(len(text_tokens)), torch.tensor(text_tokens)].tolist())
     heads = model.alignment_heads.nonzero().tolist()
     w = torch.stack([weights[layer][0, head] for layer, head in heads])  # (n_heads, T, 1500)
