@@ -70,6 +70,55 @@ def test_packed_windows_keep_timestamps_and_gaps(base, long_file):
 
 
 @needs_base
+def test_windows_decoded_together_keep_timestamps_gaps_and_order(base, long_file):
+    """batch_size > 1: the packed windows go through the decoder together and what they leave undecoded is
+    packed again; the segments still come out in time order, at the utterances, never in the pauses."""
+    from genlab.errors import GenlabError
+
+    audio, truth = long_file
+    two_windows = np.concatenate([audio, audio])  # 8 utterances: more than one 30 s window
+    emitted = []
+    result = base.transcribe(two_windows, language="en", beam_size=1, vad=True, batch_size=4,
+                             on_segment=emitted.append)
+    assert emitted == result.segments and [s.id for s in emitted] == list(range(len(emitted)))
+    starts = [s.start for s in result.segments]
+    assert starts == sorted(starts)
+    shift = len(audio) / 16000
+    truth = truth + [(a + shift, b + shift) for a, b in truth]
+    for a, b in truth:
+        assert min(abs(a - s.start) for s in result.segments) <= 0.5, (a, starts)
+        assert min(abs(b - s.end) for s in result.segments) <= 0.5, (b, [s.end for s in result.segments])
+    gaps = list(zip([0.0] + [b for _, b in truth], [a for a, _ in truth] + [2 * shift]))
+    for s in result.segments:
+        for g0, g1 in gaps:
+            assert min(s.end, g1 - 0.3) - max(s.start, g0 + 0.3) <= 0.0, (s.start, s.end, s.text, g0, g1)
+    refs = [ref for _, ref in _librivox()[:3]] + ([JFK_TEXT] if JFK.exists() else [])
+    ref = _words(" ".join(refs * 2))
+    assert edit_distance(ref, _words(result.text)) / len(ref) < 0.1, result.text
+    with pytest.raises(GenlabError, match="batch_size"):
+        base.transcribe(audio[:16000], vad=True, batch_size=0)
+
+
+def test_utterances_are_packed_into_windows_and_what_is_left_is_packed_again():
+    from genlab.asr.transcribe import _Todo
+
+    # Utterances (seconds) of 8, 9, 11, 12 and 40 s; each stretch starts 1 s before its speech.
+    todo = _Todo([(2.0, 10.0), (12.0, 21.0), (23.0, 34.0), (36.0, 48.0), (60.0, 100.0)], content_frames=12000)
+    assert todo.stretches == [(100, 1000, False), (1100, 2100, False), (2200, 3400, False), (3500, 4800, False),
+                              (5900, 10000, False)]
+    wins = todo.plan(8)
+    # 900 + 1000 frames fit in 30 s, 1200 more do not; the 41 s stretch is cut at 30 s and ends the plan.
+    assert [w.pieces for w in wins] == [[(100, 1000), (1100, 2100)], [(2200, 3400), (3500, 4800)], [(5900, 8900)]]
+    assert wins[2].cut_from == 10000 and todo.stretches == [] and todo.frontier() == 12000
+    todo.put_back(wins[0], 1100, alone=True)  # the second utterance was skipped: again, on its own
+    todo.put_back(wins[1], 4800, alone=False)  # all decoded
+    todo.put_back(wins[2], 8500, alone=False)  # text up to 85 s: the cut utterance goes on from there
+    assert todo.stretches == [(1100, 2100, True), (8500, 10000, False)] and todo.frontier() == 1100
+    assert [w.pieces for w in todo.plan(8)] == [[(1100, 2100)], [(8500, 10000)]]
+    assert todo.plan(1) == []
+
+
+@needs_base
 def test_a_packed_utterance_whose_text_stops_early_is_decoded_again(base, monkeypatch):
     """int8 beam 5 once jumped from "made still" to the next packed utterance, dropping "more respectable than
     he was": a piece whose aligned text ends well before its speech must be decoded again, and so must
@@ -84,7 +133,6 @@ def test_a_packed_utterance_whose_text_stops_early_is_decoded_again(base, monkey
     result = DecodingResult(tokens=tokens, text="", language="en", temperature=0.0)
     win = T._Window([(1000, 1800), (2500, 2800)])  # 8 s and 3 s of the file, end to end
     segments, next_frame = T._split_segments(result, tok, 0, win.frames, 0.0)
-    text = first + second
 
     def times_ending(last_word_end: float):
         # Token start times (and the end of the last): the first utterance's tokens from 1.0 s to

@@ -171,6 +171,8 @@ class WhisperPipeline:
             raise GenlabError(f"unknown transcribe option(s): {', '.join(sorted(unknown))}")
         dec = DecodingOptions(**{k: v for k, v in options.items() if k in dec_keys})
         tr = TranscribeOptions(**{k: v for k, v in options.items() if k in tr_keys})
+        if tr.batch_size < 1:
+            raise GenlabError(f"batch_size must be at least 1, got {tr.batch_size}")
         speech = None
         if vad:
             from .vad import speech_regions

@@ -25,6 +25,8 @@ def register(commands) -> None:
     p.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false")
     p.add_argument("--word-timestamps", action="store_true", help="word times from cross-attention + DTW")
     p.add_argument("--no-vad", dest="vad", action="store_false", help="do not skip non-speech with the VAD")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="windows of utterances decoded together (with the VAD; faster on CPU, words may differ)")
     p.add_argument("--format", default="txt", choices=[*FORMATS, "all"], help="output format (default txt)")
     p.add_argument("--output-dir", default=".", help="where to write the output files (default .)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -66,6 +68,7 @@ def _transcribe(args) -> None:
             condition_on_previous_text=args.condition_on_previous_text,
             word_timestamps=args.word_timestamps,
             vad=args.vad,
+            batch_size=args.batch_size,
             verbose=not args.quiet,
             progress=not args.quiet and sys.stderr.isatty(),
         )

@@ -77,6 +77,12 @@ class TranscribeOptions:
     condition_on_previous_text: bool = True
     initial_prompt: str | None = None
     word_timestamps: bool = False
+    # With a voice-activity gate, up to this many windows of utterances are decoded together: a decoding step
+    # reads every weight once for all of them, and reading the weights is what a step costs on CPU. The windows
+    # then hold other neighbours than one at a time would, and a window decoded with others has no previous
+    # text, so the words can differ (measured in benchmarks/results/asr_speed.json). 1 (the default, as in
+    # faster-whisper, whose batched pipeline is opt-in too) decodes one window at a time.
+    batch_size: int = 1
     prepend_punctuations: str = "\"'“¿([{-"
     append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
 
@@ -147,27 +153,43 @@ def long_log_mel(audio: np.ndarray, n_mels: int, chunk_seconds: int = 60) -> tor
 
 def decode_with_fallback(
     model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, base: DecodingOptions, opts: TranscribeOptions
-) -> tuple[DecodingResult, bool]:
-    """Decode at each temperature in turn until a result passes the checks. Returns (result, accepted); when
-    every temperature fails, the result with the best average log-prob among those that do not loop is kept."""
-    tried = []
-    for t in opts.temperature:
-        o = replace(base, temperature=t, beam_size=base.beam_size if t == 0 else None,
-                    best_of=base.best_of if t > 0 else None)
-        r = decode(model, None, tok, o, audio_features=features)[0]
-        tried.append(r)
-        too_repetitive = opts.compression_ratio_threshold is not None and (
-            r.compression_ratio > opts.compression_ratio_threshold
-        )
-        too_unsure = opts.logprob_threshold is not None and r.avg_logprob < opts.logprob_threshold
-        silent = opts.no_speech_threshold is not None and r.no_speech_prob > opts.no_speech_threshold and (
-            opts.logprob_threshold is not None and r.avg_logprob < opts.logprob_threshold
-        )
-        if silent or not (too_repetitive or too_unsure):
-            return r, True
-    fine = [r for r in tried if opts.compression_ratio_threshold is None
-            or r.compression_ratio <= opts.compression_ratio_threshold]
-    return max(fine or tried, key=lambda r: r.avg_logprob), False
+) -> list[tuple[DecodingResult, bool]]:
+    """Decode each window of ``features`` ``(B, S, d)`` at each temperature in turn until its result passes the
+    checks. Returns (result, accepted) per window; when every temperature fails, the result with the best average
+    log-prob among those that do not loop is kept. The first temperature decodes the windows together; a window
+    that falls back is decoded alone, so that its samples do not depend on the other windows."""
+    out = []
+    for b, first in enumerate(_decode_at(model, features, tok, base, opts.temperature[0])):
+        tried = [first]
+        for t in opts.temperature[1:]:
+            if _passes(tried[-1], opts):
+                break
+            tried.append(_decode_at(model, features[b : b + 1], tok, base, t)[0])
+        if _passes(tried[-1], opts):
+            out.append((tried[-1], True))
+            continue
+        fine = [r for r in tried if opts.compression_ratio_threshold is None
+                or r.compression_ratio <= opts.compression_ratio_threshold]
+        out.append((max(fine or tried, key=lambda r: r.avg_logprob), False))
+    return out
+
+
+def _decode_at(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, base: DecodingOptions, t: float):
+    o = replace(base, temperature=t, beam_size=base.beam_size if t == 0 else None,
+                best_of=base.best_of if t > 0 else None)
+    return decode(model, None, tok, o, audio_features=features)
+
+
+def _passes(r: DecodingResult, opts: TranscribeOptions) -> bool:
+    """Whether a window's text is accepted: it does not loop and the model is sure of it, or it is silence."""
+    too_repetitive = opts.compression_ratio_threshold is not None and (
+        r.compression_ratio > opts.compression_ratio_threshold
+    )
+    too_unsure = opts.logprob_threshold is not None and r.avg_logprob < opts.logprob_threshold
+    silent = opts.no_speech_threshold is not None and r.no_speech_prob > opts.no_speech_threshold and (
+        opts.logprob_threshold is not None and r.avg_logprob < opts.logprob_threshold
+    )
+    return silent or not (too_repetitive or too_unsure)
 
 
 def transcribe(
@@ -229,77 +251,54 @@ def transcribe(
         all_tokens.extend(tok.encode(" " + options.initial_prompt.strip()))
     prompt_reset_since = 0
     segments: list[Segment] = []
-    seek = 0
+    waiting: list[Segment] = []  # decoded, but speech before them is not yet: emitted in time order
+
+    def emit(s: Segment) -> None:
+        s.id = len(segments)
+        segments.append(s)
+        if on_segment is not None:
+            on_segment(s)
+
     bar = _Progress(content_frames, enabled=progress)
-    groups = _speech_groups(speech) if speech is not None else None
-    one_group_next = False  # set when a packed window gave a segment spanning two utterances
+    # Without a gate, one 30 s window after another from ``seek``. With one, the utterances still to decode.
+    todo = _Todo(_speech_groups(speech), content_frames) if speech is not None else None
+    seek = 0
 
-    while seek < content_frames:
-        if groups is None:
-            win = _Window([(seek, seek + min(N_FRAMES, content_frames - seek))])
-        else:
-            win = _pack(groups, seek, content_frames, one_group_next)
-            if win is None:  # no speech left
+    while True:
+        if todo is None:
+            if seek >= content_frames:
                 break
-        one_group_next = False
-        seek = win.pieces[0][0]
-        segment_size = win.frames
-        window = fit(win.gather(mel))[None].to(device, dtype)
-        features = encode(window)
-        # No previous text for a packed window: with it, the decoder tends to copy the prompt instead of hearing
-        # the first utterance (seen on the 5-minute LibriVox benchmark file).
-        prompt = all_tokens[prompt_reset_since:] if len(win.pieces) == 1 else None
-        opts = replace(base, prompt=prompt or None)
-        result, accepted = decode_with_fallback(model, features, tok, opts, options)
-
-        if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold and not (
-            options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold
-        ):
-            seek = win.pieces[-1][1]  # the model hears nobody: skip the window
-            bar.update(seek)
-            continue
-
-        previous_seek = seek
-        # Segments, words and the next seek in window time, then mapped back to the file's clock.
-        new, next_frame = _split_segments(result, tok, 0, segment_size, 0.0)
-        if len(win.pieces) > 1:
-            # Whisper's own timestamps are too loose to tell which packed utterance a segment belongs to:
-            # align the tokens to the audio and cut the segments where the utterance changes.
-            new, next_frame, one_group_next = _split_at_pieces(model, tok, result, new, features, win, next_frame)
-        if options.word_timestamps and new:
-            add_word_timestamps(model, tok, new, features, options, segment_size, 0.0)
-            # Seek to the end of the last word rather than of a segment that may have been cut off.
-            if len(win.pieces) == 1 and not (len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin
-                                             and result.tokens[-2] < tok.timestamp_begin):
-                last = [w.end for s in new for w in s.words]
-                if last and last[-1] > 0:
-                    next_frame = round(last[-1] * FRAMES_PER_SECOND)
-        seek = round(win.to_file_frame(next_frame))
-        for s in new:
-            s.start, s.end = win.to_file_time(s.start), win.to_file_time(s.end, end=True)
-            for w in s.words:
-                w.start, w.end = round(win.to_file_time(w.start), 3), round(win.to_file_time(w.end, end=True), 3)
-        seek = max(seek, previous_seek + 1)
-        new = [s for s in new if s.end > s.start and s.text.strip()]
-        if speech is not None:
-            new = [s for s in new if _overlaps(s.start, s.end, speech)]
+            wins = [_Window([(seek, seek + min(N_FRAMES, content_frames - seek))])]
+        else:
+            wins = todo.plan(options.batch_size)
+            if not wins:  # no speech left
+                break
+        features = torch.cat([encode(fit(w.gather(mel))[None].to(device, dtype)) for w in wins])
+        # A window decoded alone is conditioned on the text before it, unless it packs several utterances: then
+        # the decoder tends to copy the prompt instead of hearing the first one (seen on the 5-minute LibriVox
+        # benchmark file). Windows decoded together are not: the text before them is not decoded yet.
+        prompt = all_tokens[prompt_reset_since:] if len(wins) == 1 and len(wins[0].pieces) == 1 else None
+        decoded = decode_with_fallback(model, features, tok, replace(base, prompt=prompt or None), options)
+        for i, (win, (result, accepted)) in enumerate(zip(wins, decoded)):
+            new, seek, alone = _window_segments(model, tok, result, features[i : i + 1], win, options, speech)
+            if todo is not None:
+                todo.put_back(win, seek, alone)
             for s in new:
-                # Whisper's timestamps often stretch over a pause; pull the bounds in to where speech was heard.
-                inside = [(a, b) for a, b in speech if min(s.end, b) - max(s.start, a) > 0]
-                s.start, s.end = max(s.start, inside[0][0]), min(s.end, inside[-1][1])
-                s.words = [w for w in s.words if _overlaps(w.start, w.end, speech)]
-        for s in new:
-            s.id = len(segments)
-            s.end = round(min(s.end, duration), 3)
-            s.start = round(min(s.start, s.end), 3)
-            segments.append(s)
-            all_tokens.extend(s.tokens)
-            if on_segment is not None:
-                on_segment(s)
-        # Do not condition the next window on text that was sampled hot or that failed the checks.
-        if not options.condition_on_previous_text or result.temperature > 0.5 or not accepted:
-            prompt_reset_since = len(all_tokens)
-        bar.update(min(seek, content_frames))
+                s.end = round(min(s.end, duration), 3)
+                s.start = round(min(s.start, s.end), 3)
+                all_tokens.extend(s.tokens)
+            waiting.extend(new)
+            # Do not condition the next window on text that was sampled hot or that failed the checks.
+            if not options.condition_on_previous_text or result.temperature > 0.5 or not accepted:
+                prompt_reset_since = len(all_tokens)
+        frontier = min(seek, content_frames) if todo is None else todo.frontier()
+        if todo is not None:
+            waiting.sort(key=lambda s: s.start)  # windows decoded together may end before earlier speech is done
+        while waiting and (todo is None or waiting[0].start < frontier / FRAMES_PER_SECOND):
+            emit(waiting.pop(0))
+        bar.update(frontier)
+    for s in waiting:
+        emit(s)
     bar.update(content_frames)  # the rest had no speech (or was skipped): the file is done
     bar.close()
     text = "".join(tok.decode(s.tokens) for s in segments).strip()
@@ -334,6 +333,7 @@ class _Window:
     """Pieces ``(start, end)`` of the file's mel frames, laid end to end in one encoder window."""
 
     pieces: list[tuple[int, int]]
+    cut_from: int | None = None  # the end of the utterance whose first 30 s is this window's only piece
 
     @property
     def frames(self) -> int:
@@ -430,28 +430,98 @@ def _split_at_pieces(
     return [s for _, s in out], (bounds[k][1] if k < len(bounds) - 1 else next_frame), False
 
 
-def _pack(groups: list[tuple[float, float]], seek: int, content_frames: int, one_group: bool) -> _Window | None:
-    """A window from ``seek``: the next utterance (from up to 1 s before it) and, unless ``one_group``, the ones
-    after it that fit whole in the remaining 30 s. The encoder costs the same for 3 s as for 30 s, and one
-    window per utterance would spend most of it on padding (as faster-whisper's VAD collector avoids too)."""
-    pieces: list[tuple[int, int]] = []
-    used, pos = 0, seek
-    for gs, ge in groups:
-        a_g, b_g = int(gs * FRAMES_PER_SECOND), min(content_frames, int(math.ceil(ge * FRAMES_PER_SECOND)))
-        if b_g <= pos:
-            continue
-        a = max(pos, a_g - LEAD_FRAMES)
-        if not pieces:
-            b = min(b_g, a + N_FRAMES)  # a long utterance: the usual seeking takes it 30 s at a time
-        elif used + b_g - a > N_FRAMES:
-            break
-        else:
-            b = b_g
-        pieces.append((a, b))
-        used, pos = used + b - a, b
-        if one_group or used >= N_FRAMES:
-            break
-    return _Window(pieces) if pieces and pieces[0][0] < content_frames else None
+def _window_segments(
+    model: Whisper, tok: WhisperTokenizer, result: DecodingResult, features: torch.Tensor, win: _Window,
+    options: TranscribeOptions, speech: list[tuple[float, float]] | None,
+) -> tuple[list[Segment], int, bool]:
+    """A decoded window's segments on the file's clock, and where decoding goes on: (segments, next seek in file
+    frames, whether the next window must hold one utterance only)."""
+    if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold and not (
+        options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold
+    ):
+        return [], win.pieces[-1][1], False  # the model hears nobody: skip the window
+    alone = False
+    # Segments, words and the next seek in window time, then mapped back to the file's clock.
+    new, next_frame = _split_segments(result, tok, 0, win.frames, 0.0)
+    if len(win.pieces) > 1:
+        # Whisper's own timestamps are too loose to tell which packed utterance a segment belongs to:
+        # align the tokens to the audio and cut the segments where the utterance changes.
+        new, next_frame, alone = _split_at_pieces(model, tok, result, new, features, win, next_frame)
+    if options.word_timestamps and new:
+        add_word_timestamps(model, tok, new, features, options, win.frames, 0.0)
+        # Seek to the end of the last word rather than of a segment that may have been cut off.
+        if len(win.pieces) == 1 and not (len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin
+                                         and result.tokens[-2] < tok.timestamp_begin):
+            last = [w.end for s in new for w in s.words]
+            if last and last[-1] > 0:
+                next_frame = round(last[-1] * FRAMES_PER_SECOND)
+    seek = max(round(win.to_file_frame(next_frame)), win.pieces[0][0] + 1)
+    for s in new:
+        s.start, s.end = win.to_file_time(s.start), win.to_file_time(s.end, end=True)
+        for w in s.words:
+            w.start, w.end = round(win.to_file_time(w.start), 3), round(win.to_file_time(w.end, end=True), 3)
+    new = [s for s in new if s.end > s.start and s.text.strip()]
+    if speech is not None:
+        new = [s for s in new if _overlaps(s.start, s.end, speech)]
+        for s in new:
+            # Whisper's timestamps often stretch over a pause; pull the bounds in to where speech was heard.
+            inside = [(a, b) for a, b in speech if min(s.end, b) - max(s.start, a) > 0]
+            s.start, s.end = max(s.start, inside[0][0]), min(s.end, inside[-1][1])
+            s.words = [w for w in s.words if _overlaps(w.start, w.end, speech)]
+    return new, seek, alone
+
+
+class _Todo:
+    """The stretches of the file's frames still to decode, in order: at first each utterance (from up to 1 s
+    before it, the pause the decoder sees between utterances); after a window, whatever it left undecoded.
+
+    :meth:`plan` packs them into windows: the next stretch and the ones after it that fit whole in the remaining
+    30 s (the encoder costs the same for 3 s as for 30 s, and one window per utterance would spend most of it on
+    padding, as faster-whisper's VAD collector avoids too). A stretch longer than 30 s gets a window of its own
+    and is taken 30 s at a time by the usual seeking. :meth:`put_back` returns what a window did not decode."""
+
+    def __init__(self, groups: list[tuple[float, float]], content_frames: int):
+        self.stretches: list[tuple[int, int, bool]] = []  # (first frame, end frame, to be decoded alone)
+        pos = 0
+        for gs, ge in groups:
+            a = max(pos, int(gs * FRAMES_PER_SECOND) - LEAD_FRAMES)
+            b = min(content_frames, int(math.ceil(ge * FRAMES_PER_SECOND)))
+            if b > a:
+                self.stretches.append((a, b, False))
+                pos = b
+        self.content_frames = content_frames
+
+    def plan(self, n_windows: int) -> list[_Window]:
+        """Up to ``n_windows`` windows from the front, taken out of the list. A window that cuts a stretch ends
+        the plan: the rest of the stretch follows from where that window's text stops."""
+        wins: list[_Window] = []
+        while self.stretches and len(wins) < n_windows:
+            a, b, alone = self.stretches.pop(0)
+            pieces, used = [(a, min(b, a + N_FRAMES))], min(b - a, N_FRAMES)
+            while not alone and b - a <= N_FRAMES and self.stretches and not self.stretches[0][2] and (
+                used + self.stretches[0][1] - self.stretches[0][0] <= N_FRAMES
+            ):
+                a2, b2, _ = self.stretches.pop(0)
+                pieces.append((a2, b2))
+                used += b2 - a2
+            wins.append(_Window(pieces, cut_from=b if b - a > N_FRAMES else None))
+            if b - a > N_FRAMES:
+                break
+        return wins
+
+    def put_back(self, win: _Window, seek: int, alone: bool) -> None:
+        """What ``win`` left undecoded, from file frame ``seek``; ``alone``: its first stretch gets a window of its
+        own."""
+        rest = []
+        for a, b in win.pieces:
+            b = win.cut_from or b
+            if b > seek:
+                rest.append((max(a, seek), b, alone and not rest))
+        self.stretches = sorted(self.stretches + rest)
+
+    def frontier(self) -> int:
+        """The first frame not yet decoded."""
+        return self.stretches[0][0] if self.stretches else self.content_frames
 
 
 def _overlaps(start: float, end: float, speech: list[tuple[float, float]]) -> bool:
