@@ -82,11 +82,14 @@ def asr_speed(name: str = "asr_speed", title: str = "2 threads") -> list[str]:
            f"system; RTF = seconds / audio seconds (lower is faster), medians of repeats; {r['machine']}. "
            + ("**Partial**: not every system and repeat finished. " if r.get("partial") else "")
            + f"Command: `{r['command']}`.", "",
-           "| system / beam | RTF (wall) | RTF (CPU) | WER | segments |", "|---|---|---|---|---|"]
+           "| system / beam | RTF (wall) | RTF (CPU) | WER | segments | utterance starts / ends within 0.5 s "
+           "| segments reaching over 0.5 s into a pause |", "|---|---|---|---|---|---|---|"]
     for name, run in r["runs"].items():
         if isinstance(run, dict) and "rtf" in run:
+            t = run.get("timing", {})
+            bounds = f"{t['starts_within_0.5s']} / {t['ends_within_0.5s']} of {t['utterances']}" if t else "—"
             out.append(f"| {name} | {run['rtf']:.3f} | {_fmt(run.get('cpu_rtf'))} | {_fmt(run.get('wer'))} | "
-                       f"{run.get('n_segments', '—')} |")
+                       f"{run.get('n_segments', '—')} | {bounds} | {t.get('segments_in_gaps', '—')} |")
     # A system whose transcript is wrong did different work: its time is no basis for a speed ratio.
     wrong = sorted(n for n, run in r["runs"].items() if isinstance(run, dict) and run.get("wer", 0) > 0.2)
     if wrong:
