@@ -9,7 +9,7 @@ configuration the summary ``results/diffusion_sweep.json`` and the plot ``result
 from all parts measured so far; ``--write-metrics`` also copies the summary beside the bundled model.
 Configurations run cheapest first. The work unit is one batch of 256 samples (batch ``b`` draws its noise from
 ``seed + b``, so it is the same batch :func:`generate` makes in one call): each finished batch is saved (compressed,
-about 0.2 MB) under ``results/diffusion_sweep_batches/``, where it can be committed, so a stopped sweep loses at
+about 0.5 MB) under ``results/diffusion_sweep_batches/``, where it can be committed, so a stopped sweep loses at
 most one batch per process, even when the machine is gone, and the long configurations (DDPM at 1000 steps takes
 about 4 thread-hours) are shared; a configuration's batches are deleted once its part is written. Several processes
 may run the sweep at once (one thread each is the fastest use of a small CPU): each claims a batch, or the scoring
