@@ -34,7 +34,9 @@ def diffusion_sweep() -> list[str]:
             "**Partial**: the sweep is resumable and not finished; configurations not yet measured are not shown."),
            f"Command: `{r['command']}`; plot: `benchmarks/results/diffusion_sweep.svg`. "
            "Near-copies: the fraction of samples closer (pixels) to a training image than the 5th percentile of "
-           "train-to-train nearest-neighbour distances.", "",
+           "train-to-train nearest-neighbour distances. Seconds: wall time to draw the samples on one thread, summed "
+           "over batches; the machine ran other jobs (or paused the sweep) during many configurations, so it is "
+           "no speed measurement (the UNet speed table is).", "",
            "| sampler | steps | model evals | FID | precision | recall | coverage | seconds | near-copies |",
            "|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
