@@ -352,8 +352,8 @@ class Whisper(nn.Module):
         self, tokens: torch.Tensor, audio_features: torch.Tensor, positions: list[int] | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """For teacher-forced ``tokens``: the logits at ``positions`` ``(B, len(positions), n_vocab)`` (none by
-        default: the vocabulary product costs as much as the rest of a 100-token pass) and, per decoder layer,
-        the softmaxed cross-attention ``(B, H, T, S)``."""
+        default: timing needs only the attention) and, per decoder layer, the softmaxed cross-attention
+        ``(B, H, T, S)``. One pass serves word timing and word probabilities."""
         return self.decoder(tokens, audio_features, positions=positions or [], return_cross_weights=True)
 
     def new_cache(self, audio_features: torch.Tensor, max_len: int | None = None, group: int = 1) -> KVCache:
