@@ -497,15 +497,16 @@ class _Todo:
         wins: list[_Window] = []
         while self.stretches and len(wins) < n_windows:
             a, b, alone = self.stretches.pop(0)
+            cut = b - a > N_FRAMES
             pieces, used = [(a, min(b, a + N_FRAMES))], min(b - a, N_FRAMES)
-            while not alone and b - a <= N_FRAMES and self.stretches and not self.stretches[0][2] and (
+            while not (alone or cut) and self.stretches and not self.stretches[0][2] and (
                 used + self.stretches[0][1] - self.stretches[0][0] <= N_FRAMES
             ):
                 a2, b2, _ = self.stretches.pop(0)
                 pieces.append((a2, b2))
                 used += b2 - a2
-            wins.append(_Window(pieces, cut_from=b if b - a > N_FRAMES else None))
-            if b - a > N_FRAMES:
+            wins.append(_Window(pieces, cut_from=b if cut else None))
+            if cut:
                 break
         return wins
 
