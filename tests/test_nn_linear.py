@@ -1,5 +1,6 @@
-"""genlab.nn.linear: a linear layer through oneDNN-repacked weights gives F.linear's numbers, follows the weight
-when it changes, and stays out of the way of autograd, autocast and copies."""
+"""genlab.nn.linear: a linear layer through cached weight copies (contiguous transposed for one or two rows,
+oneDNN-repacked for more) gives F.linear's numbers, stacked products give each layer's own, the copies follow the
+weights when they change, and the path stays out of the way of autograd, autocast and copies."""
 
 import copy
 
@@ -13,8 +14,13 @@ from genlab.nn import linear as packing
 needs_onednn = pytest.mark.skipif(not packing.ONEDNN, reason="this torch build has no oneDNN linear ops")
 
 
+def copies(layer, stacked=1):
+    name = "_inference_weights" if stacked == 1 else f"_inference_weights_{stacked}"
+    return layer.__dict__[name]._copies
+
+
 @needs_onednn
-@pytest.mark.parametrize("shape", [(1, 64), (5, 64), (2, 3, 64), (300, 64)])
+@pytest.mark.parametrize("shape", [(1, 64), (1, 1, 64), (2, 64), (5, 64), (2, 3, 64), (300, 64)])
 def test_packed_equals_f_linear(shape):
     torch.manual_seed(0)
     layer = nn.Linear(64, 96)
@@ -22,8 +28,25 @@ def test_packed_equals_f_linear(shape):
     with torch.no_grad():
         got = packing.packed_linear(layer, x)
         torch.testing.assert_close(got, F.linear(x, layer.weight, layer.bias), atol=1e-5, rtol=1e-5)
-        if shape[0] > 1:  # two rows or more always take the repacked path
-            assert layer.__dict__["_packed_weight"]._packed is not None
+        rows = x.numel() // 64
+        assert set(copies(layer)) == {"stream" if rows <= packing.STREAM_ROWS else "onednn"}
+
+
+@needs_onednn
+@pytest.mark.parametrize("rows", [1, 7])
+def test_stacked_products_equal_each_layer(rows):
+    torch.manual_seed(0)
+    q, k, v = nn.Linear(32, 32), nn.Linear(32, 32, bias=False), nn.Linear(32, 16)  # Whisper: no key bias
+    x = torch.randn(rows, 32)
+    with torch.no_grad():
+        got = packing.packed_linears((q, k, v), x)
+        for layer, y in zip((q, k, v), got):
+            torch.testing.assert_close(y, layer(x), atol=1e-5, rtol=1e-5)
+        k.weight.mul_(0.5)  # any one of the stacked weights changing remakes the copy
+        torch.testing.assert_close(packing.packed_linears((q, k, v), x)[1], k(x), atol=1e-5, rtol=1e-5)
+    y = packing.packed_linears((q, k, v), x.requires_grad_())  # training: each layer's own product
+    sum(t.sum() for t in y).backward()
+    assert q.weight.grad is not None and k.weight.grad is not None
 
 
 @needs_onednn
@@ -41,10 +64,10 @@ def test_training_bf16_and_quantized_layers_use_their_own_forward():
     layer, x = nn.Linear(32, 16), torch.randn(4, 32, requires_grad=True)
     y = packing.packed_linear(layer, x)
     y.sum().backward()  # gradients flow: the plain F.linear ran
-    assert layer.weight.grad is not None and layer.__dict__["_packed_weight"]._packed is None
+    assert layer.weight.grad is not None and "_inference_weights" not in layer.__dict__
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert packing.packed_linear(layer, x).dtype == torch.bfloat16  # autocast still applies
-    assert not packing.can_pack(x.detach().bfloat16(), layer.weight.bfloat16())
+    assert not packing.inference_path(x.detach().bfloat16(), layer.weight.bfloat16())
 
 
 @needs_onednn
@@ -53,7 +76,7 @@ def test_copies_pack_their_own_weights():
     with torch.no_grad():
         packing.packed_linear(model[0], torch.randn(3, 32))
     twin = copy.deepcopy(model)  # an EMA copy, say
-    assert twin[0].__dict__["_packed_weight"]._packed is None
+    assert copies(twin[0]) == {}
     with torch.no_grad():
         twin[0].weight.add_(1.0)
         x = torch.randn(3, 32)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import pick_preset
-from ..nn.linear import PackedWeight, contiguous_transpose, linear_packed, packed_linear
+from ..nn.linear import InferenceWeights, fused_linear, inference_path, packed_linear, packed_linears
 
 
 @dataclass
@@ -123,8 +123,12 @@ class MultiHeadAttention(nn.Module):
     def _linear(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return packed_linear(layer, x) if self.pack else layer(x)
 
+    def _linears(self, layers: tuple[nn.Module, ...], x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return packed_linears(layers, x) if self.pack else tuple(layer(x) for layer in layers)
+
     def project_kv(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._heads(self._linear(self.key, source)), self._heads(self._linear(self.value, source))
+        k, v = self._linears((self.key, self.value), source)
+        return self._heads(k), self._heads(v)
 
     def forward(
         self,
@@ -134,10 +138,21 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
         mask: torch.Tensor | None = None,  # (T, S) bool, True = may attend
         return_weights: bool = False,
+        cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,  # self-attention key/value buffers, offset
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
-        q = self._heads(self._linear(self.query, x))  # (B, H, T, Dh)
-        k, v = kv if kv is not None else self.project_kv(x if source is None else source)
+        if kv is None and source is None:
+            # Self-attention: queries, keys and values in one product (a decoding step reads one matrix).
+            q, k, v = (self._heads(t) for t in self._linears((self.query, self.key, self.value), x))
+            if cache is not None:
+                # Append the new keys/values to the preallocated buffers; attend to every filled position.
+                k_buf, v_buf, offset = cache
+                k_buf[:, :, offset : offset + T] = k
+                v_buf[:, :, offset : offset + T] = v
+                k, v = k_buf[:, :, : offset + T], v_buf[:, :, : offset + T]
+        else:
+            q = self._heads(self._linear(self.query, x))  # (B, H, T, Dh)
+            k, v = kv if kv is not None else self.project_kv(source)
         weights = None
         if return_weights:
             # Word timing reads the attention pattern itself, which SDPA does not return.
@@ -181,13 +196,13 @@ class ResidualAttentionBlock(nn.Module):
         self,
         x: torch.Tensor,  # (B, T, C)
         audio: torch.Tensor | None = None,  # (B, S, C) encoder output, decoder only
-        self_kv: tuple[torch.Tensor, torch.Tensor] | None = None,  # cached keys/values including x's own
+        self_cache: tuple[torch.Tensor, torch.Tensor, int] | None = None,  # key/value buffers and offset
         cross_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
         causal: bool = False,
         mask: torch.Tensor | None = None,
         return_cross_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = x + self.attn(self.attn_ln(x), kv=self_kv, causal=causal, mask=mask)[0]
+        x = x + self.attn(self.attn_ln(x), causal=causal, mask=mask, cache=self_cache)[0]
         weights = None
         if self.cross_attn is not None:
             y, weights = self.cross_attn(
@@ -238,8 +253,7 @@ class TextDecoder(nn.Module):
         # The output projection is the transposed token embedding. int8 quantization sets ``head`` to an untied
         # quantized copy: at one token per step the (d, 51865) product is the largest read of the step.
         self.head: nn.Module | None = None
-        self._transposed_output = PackedWeight(contiguous_transpose)  # (d, n_vocab) copy, for one row
-        self._packed_output = PackedWeight()  # oneDNN copy of the embedding, for several rows or threads
+        self._output_weights = InferenceWeights()  # copies of the embedding for the tied output product
 
     def forward(
         self,
@@ -261,15 +275,11 @@ class TextDecoder(nn.Module):
             mask = torch.ones(T, offset + T, dtype=torch.bool, device=x.device).tril(offset)
         cross_weights = []
         for i, block in enumerate(self.blocks):
-            self_kv = cross_kv = None
+            self_cache = cross_kv = None
             if cache is not None:
-                k, v = block.attn.project_kv(block.attn_ln(x))  # (B, H, T, Dh)
-                cache.self_k[i][:, :, offset : offset + T] = k
-                cache.self_v[i][:, :, offset : offset + T] = v
-                self_kv = (cache.self_k[i][:, :, : offset + T], cache.self_v[i][:, :, : offset + T])
-                cross_kv = cache.cross_kv[i]
+                self_cache, cross_kv = (cache.self_k[i], cache.self_v[i], offset), cache.cross_kv[i]
             x, w = block(
-                x, audio_features, self_kv=self_kv, cross_kv=cross_kv,
+                x, audio_features, self_cache=self_cache, cross_kv=cross_kv,
                 causal=cache is None or offset == 0, mask=mask, return_cross_weights=return_cross_weights,
             )
             if w is not None:
@@ -283,24 +293,11 @@ class TextDecoder(nn.Module):
         x = self.ln(x)
         if self.head is not None:
             logits = self.head(x)  # (B, T, n_vocab)
-        elif x.numel() // x.shape[-1] > 2 or torch.get_num_threads() > 1:
-            # A few rows (beams), or several threads: oneDNN on the repacked embedding (base, 5 rows: 6.0 ms,
-            # 17.4 ms through the contiguous copy below; 1 row on 2 threads: 4.0 ms either way). Two rows (the
-            # first greedy step also reads the no-speech position) keep the contiguous copy, so greedy decoding
-            # on one thread holds one copy of the embedding, not two.
-            logits = linear_packed(x, self.token_embedding.weight, None, self._packed_output)
+        elif inference_path(x, self.token_embedding.weight):
+            logits = fused_linear(x, (self.token_embedding.weight,), (None,), self._output_weights)  # tied weights
         else:
-            logits = x @ self.output_weight(x.dtype)  # (B, T, n_vocab), tied weights
+            logits = x @ self.token_embedding.weight.to(x.dtype).T
         return logits.float(), cross_weights
-
-    def output_weight(self, dtype: torch.dtype) -> torch.Tensor:
-        """The tied output projection ``(d, n_vocab)``. On CPU without gradients it is a contiguous copy, kept
-        until the embedding changes: a one-token product streams it 2.8x faster than the transposed view of the
-        embedding (base, 1 thread: 5.2 ms against 14.7 ms per token; 1.35x at 5 beams)."""
-        w = self.token_embedding.weight
-        if w.device.type != "cpu" or (torch.is_grad_enabled() and w.requires_grad):
-            return w.to(dtype).T
-        return self._transposed_output.get(w, dtype)
 
 
 class Whisper(nn.Module):

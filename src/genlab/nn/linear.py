@@ -1,18 +1,22 @@
 """Linear layers for token-by-token inference on CPU.
 
 An autoregressive decoder multiplies a handful of rows (one token, or one per beam) by every weight matrix at
-every step, so a step is bound by how its weights are read, not by arithmetic. PyTorch's default fp32 GEMM is
-slow at a few rows: on the 2-core AMD EPYC (AVX-512) of genlab's CI, Whisper base's six decoder layers take
-12.0 ms per step at 5 rows, almost as long as 5 one-row products (1 thread). oneDNN on a copy of the weight
-repacked once into its blocked layout takes 5.3 ms (``python benchmarks/decoder_linear.py``, written to
-``benchmarks/results/decoder_linear.json``). At one row on one thread the default kernel is as fast inside the
-decoder, so that case keeps it (and needs no copy); on two threads oneDNN splits even one row over them and the
-default kernel does not (the six layers: 5.1 ms against 7.8; ``decoder_linear_2threads.json``).
+every step, so a step is bound by how fast its weights stream from memory, not by arithmetic. How fast a kernel
+reads a weight depends on the weight's layout and on the number of rows, so inference keeps copies of the weights
+in the layout that reads fastest (``python benchmarks/decoder_linear.py``, ``benchmarks/results/decoder_linear*``):
 
-:func:`packed_linear` is ``layer(x)`` with that repacked copy, made on first use and kept until the weight
-changes. It is used only where it is exact up to fp32 rounding and needs no autograd: fp32 weights and inputs on
-CPU, no autocast, no gradient, and two rows or two threads (:func:`packing_pays`). Anything else (training, bf16,
-CUDA, int8-quantized modules) runs ``layer(x)``.
+- one or two rows (greedy decoding): a contiguous ``(in, out)`` copy through ``addmm``. Whisper base's six decoder
+  layers and vocabulary at one row on 2 threads of an Intel Xeon (AMX): 13.1 ms against 16.0 ms through oneDNN's
+  blocked copy and 15.0 ms through ``F.linear`` on the ``(out, in)`` parameter;
+- more rows (beams, prompts, batches): a copy repacked into oneDNN's blocked layout. Five rows on that Xeon:
+  15.6 ms against 17.9 ms; on an AMD EPYC, where PyTorch's default GEMM is slow at a few rows, 3.0 ms against
+  15.3 ms for the vocabulary alone.
+
+:func:`fused_linear` is ``F.linear(x, cat(weights), cat(biases))``: several products of one input (a query, key
+and value projection) read as one. It takes the copies only where they are exact up to fp32 rounding and need no
+autograd (:func:`inference_path`: fp32 weights and inputs on CPU, no autocast, no gradient); anything else
+(training, bf16, CUDA) computes the plain product. :func:`packed_linear` is the same for one ``nn.Linear`` and
+leaves other modules (int8-quantized ones have their own kernels) to their own forward.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+STREAM_ROWS = 2  # up to this many rows the contiguous (in, out) copy; more: oneDNN's blocked copy
 PACK_ROWS = 64  # oneDNN's layout hint; at 1, 5 and 1500 rows it is within 5% of a copy packed for that count
 
 
 def _onednn_available() -> bool:
     """Whether this torch build has oneDNN's (internal) linear ops and they agree with ``F.linear`` on a probe:
-    builds without them, or with another signature, use the default kernels everywhere."""
+    builds without them, or with another signature, use the default kernels for more than two rows."""
     if not torch.backends.mkldnn.is_available():
         return False
     try:
@@ -41,17 +46,10 @@ def _onednn_available() -> bool:
 ONEDNN = _onednn_available()
 
 
-def packing_pays(rows: int) -> bool:
-    """Whether the repacked weight beats the default kernel: at two rows or more, and at one row when torch has
-    two threads or more (oneDNN splits a one-row product over the threads; the default kernel runs it on one)."""
-    return rows > 1 or torch.get_num_threads() > 1
-
-
-def can_pack(x: torch.Tensor, weight: torch.Tensor) -> bool:
+def inference_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether ``x @ weight.T`` may read a cached copy of ``weight``: fp32 on CPU, no autocast, no gradient."""
     return (
-        ONEDNN
-        and packing_pays(x.numel() // max(1, x.shape[-1]))
-        and x.device.type == "cpu"
+        x.device.type == "cpu"
         and x.dtype == torch.float32
         and weight.dtype == torch.float32
         and not torch.is_autocast_enabled("cpu")
@@ -59,52 +57,88 @@ def can_pack(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def onednn_layout(weight: torch.Tensor) -> torch.Tensor:
-    return torch.ops.mkldnn._reorder_linear_weight(weight, batch_size=PACK_ROWS)
+def _stacked(tensors: tuple[torch.Tensor | None, ...], sizes: tuple[int, ...]) -> torch.Tensor | None:
+    """``cat`` of biases, zeros standing in for a missing one (Whisper's key projection has none)."""
+    if all(t is None for t in tensors):
+        return None
+    ref = next(t for t in tensors if t is not None)
+    parts = [t if t is not None else ref.new_zeros(n) for t, n in zip(tensors, sizes)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def contiguous_transpose(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``(out, in)`` -> contiguous ``(in, out)``: a one-row product streams it faster than the transposed view."""
-    return weight.to(dtype).T.contiguous()
+class InferenceWeights:
+    """Copies of a weight, or of several stacked along their outputs, with their bias, in the layouts the kernels
+    read fastest: made on first use of a layout, dropped when any weight's storage or version changes (a load or
+    an update). A cache, not a parameter or buffer: a copied model starts without it and nothing of it is saved."""
 
-
-class PackedWeight:
-    """A copy of a weight in the layout a kernel reads fastest, made by ``make(weight, *args)`` (by default
-    oneDNN's blocked layout) and remade when the weight's storage or version, or ``args``, change (a load or an
-    update). A cache, not a parameter or buffer: a copied model starts without it and nothing of it is saved."""
-
-    def __init__(self, make=onednn_layout):
-        self._make = make
+    def __init__(self):
         self._key: tuple | None = None
-        self._packed: torch.Tensor | None = None
+        self._copies: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
-    def __deepcopy__(self, memo) -> PackedWeight:
-        return PackedWeight(self._make)  # a copied model (an EMA, say) makes its own copies when it needs them
+    def __deepcopy__(self, memo) -> InferenceWeights:
+        return InferenceWeights()  # a copied model (an EMA, say) makes its own copies when it needs them
 
     def __getstate__(self) -> dict:
-        return {"_make": self._make, "_key": None, "_packed": None}
+        return {"_key": None, "_copies": {}}
 
-    def get(self, weight: torch.Tensor, *args) -> torch.Tensor:
-        key = (weight.data_ptr(), -1 if weight.is_inference() else weight._version, *args)  # inference: no version
+    def get(self, layout: str, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]):
+        key = tuple(
+            (t.data_ptr(), -1 if t.is_inference() else t._version)  # inference tensors have no version
+            for t in (*weights, *biases) if t is not None
+        )
         if self._key != key:
-            self._packed = self._make(weight.detach(), *args)
-            self._key = key
-        return self._packed
+            self._copies, self._key = {}, key
+        if layout not in self._copies:
+            weight = torch.cat([w.detach() for w in weights]) if len(weights) > 1 else weights[0].detach()
+            bias = _stacked(tuple(b.detach() if b is not None else None for b in biases),
+                            tuple(w.shape[0] for w in weights))
+            if layout == "stream":
+                self._copies[layout] = (weight.T.contiguous(), bias)
+            else:
+                self._copies[layout] = (torch.ops.mkldnn._reorder_linear_weight(weight, batch_size=PACK_ROWS), bias)
+        return self._copies[layout]
 
 
-def linear_packed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, packed: PackedWeight):
-    """``F.linear(x, weight, bias)`` through ``packed`` when :func:`can_pack` allows it."""
-    if not can_pack(x, weight):
-        return F.linear(x, weight, bias)
-    return torch.ops.mkldnn._linear_pointwise(x, packed.get(weight), bias, "none", [], "")
+def fused_linear(
+    x: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
+    biases: tuple[torch.Tensor | None, ...],
+    copies: InferenceWeights,
+) -> torch.Tensor:
+    """``F.linear(x, cat(weights), cat(biases))``, through ``copies`` where :func:`inference_path` allows it."""
+    rows = x.numel() // max(1, x.shape[-1])
+    if not inference_path(x, weights[0]) or (rows > STREAM_ROWS and not ONEDNN):
+        weight = weights[0] if len(weights) == 1 else torch.cat(weights)
+        return F.linear(x, weight, _stacked(biases, tuple(w.shape[0] for w in weights)))
+    if rows <= STREAM_ROWS:
+        weight_t, bias = copies.get("stream", weights, biases)
+        flat = x.reshape(rows, x.shape[-1])
+        y = torch.addmm(bias, flat, weight_t) if bias is not None else flat @ weight_t
+        return y.view(*x.shape[:-1], weight_t.shape[1])
+    packed, bias = copies.get("onednn", weights, biases)
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+def _copies_of(layer: nn.Module, stacked: int = 1) -> InferenceWeights:
+    """The copies kept on ``layer`` for its weight alone, or stacked with the next ``stacked - 1`` layers'."""
+    name = "_inference_weights" if stacked == 1 else f"_inference_weights_{stacked}"
+    copies = layer.__dict__.get(name)
+    if copies is None:
+        copies = layer.__dict__[name] = InferenceWeights()  # a cache, not a parameter or buffer
+    return copies
 
 
 def packed_linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)``, through a repacked copy of the weight when ``layer`` is a plain ``nn.Linear`` and
-    :func:`can_pack` allows it."""
-    if type(layer) is not nn.Linear:  # e.g. a dynamically quantized int8 linear: it has its own kernels
+    """``layer(x)``, through the cached copies of its weight when ``layer`` is a plain ``nn.Linear``."""
+    if type(layer) is not nn.Linear or not inference_path(x, layer.weight):  # int8 layers have their own kernels
         return layer(x)
-    packed = layer.__dict__.get("_packed_weight")
-    if packed is None:
-        packed = layer.__dict__["_packed_weight"] = PackedWeight()  # a cache, not a parameter or buffer
-    return linear_packed(x, layer.weight, layer.bias, packed)
+    return fused_linear(x, (layer.weight,), (layer.bias,), _copies_of(layer))
+
+
+def packed_linears(layers: tuple[nn.Module, ...], x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``tuple(layer(x) for layer in layers)`` as one product over their stacked weights, when they are all plain
+    ``nn.Linear`` on the inference path (a decoding step then reads one matrix, not three)."""
+    if not all(type(layer) is nn.Linear for layer in layers) or not inference_path(x, layers[0].weight):
+        return tuple(layer(x) for layer in layers)
+    y = fused_linear(x, tuple(la.weight for la in layers), tuple(la.bias for la in layers), _copies_of(layers[0], len(layers)))
+    return y.split([la.weight.shape[0] for la in layers], dim=-1)
