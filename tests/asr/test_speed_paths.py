@@ -192,3 +192,15 @@ def test_vectorised_dtw_matches_the_cell_loop():
             for a, b in zip(dtw(cost), loop(cost)):
                 np.testing.assert_array_equal(a, b)
 
+
+
+def test_median_filter_network_matches_unfold_median():
+    import torch.nn.functional as F
+
+    from genlab.asr.transcribe import _median_filter
+
+    torch.manual_seed(0)
+    for shape, width in [((2, 3, 40), 7), ((1, 5, 9), 3), ((4, 2, 100), 5)]:
+        for x in (torch.randn(shape), torch.randint(0, 3, shape).float()):  # ties too
+            ref = F.pad(x, (width // 2, width // 2), mode="reflect").unfold(-1, width, 1).median(dim=-1).values
+            assert torch.equal(_median_filter(x, width), ref)

@@ -160,8 +160,10 @@ def decode(
     tokenizer: WhisperTokenizer,
     options: DecodingOptions = DecodingOptions(),
     audio_features: torch.Tensor | None = None,
+    audio_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> list[DecodingResult]:
-    """Decode a batch of 30 s windows. ``mel``: ``(B, n_mels, 3000)`` (or pass ``audio_features``)."""
+    """Decode a batch of 30 s windows. ``mel``: ``(B, n_mels, 3000)`` (or pass ``audio_features``, and if already
+    computed their cross-attention keys/values ``audio_kv``, :meth:`Whisper.audio_kv`)."""
     opts = options
     if audio_features is None:
         audio_features = model.embed_audio(mel)  # (B, 1500, d)
@@ -178,7 +180,8 @@ def decode(
     for lang in dict.fromkeys(languages):
         rows = [i for i in range(B) if languages[i] == lang]
         tok = tokenizer.with_options(language=lang if model.is_multilingual else None, task=opts.task)
-        group = _decode_group(model, audio_features[rows], tok, opts)
+        kv = None if audio_kv is None else [(k[rows], v[rows]) for k, v in audio_kv] if len(rows) < B else audio_kv
+        group = _decode_group(model, audio_features[rows], tok, opts, kv)
         for i, r in zip(rows, group):
             r.language = lang
             r.language_probs = language_probs[i] if language_probs else None
@@ -186,7 +189,7 @@ def decode(
     return [r for _, r in sorted(results, key=lambda x: x[0])]
 
 
-def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, opts: DecodingOptions):
+def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, opts: DecodingOptions, audio_kv):
     n_ctx = model.config.n_text_ctx
     sample_len = opts.sample_len or n_ctx // 2
     initial, sot_index = _prompt_tokens(opts, tok, n_ctx)
@@ -211,7 +214,7 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
 
     # Each window has n_group hypotheses (beams or samples), in consecutive rows; the audio keys/values are
     # computed and kept once per window and shared by its hypotheses.
-    cache = KVCache(model, features, max_len=sample_begin + sample_len + 1, group=n_group)
+    cache = KVCache(model, features, max_len=sample_begin + sample_len + 1, group=n_group, audio_kv=audio_kv)
     tokens = torch.tensor([initial] * (B * n_group), dtype=torch.long, device=device)  # (B*n, T0)
     logits = model.logits(tokens, features, cache, positions=[sot_index, -1])  # (B*n, 2, V)
     no_speech = logits[::n_group, 0].float().softmax(dim=-1)[:, tok.no_speech].tolist()

@@ -152,19 +152,21 @@ def long_log_mel(audio: np.ndarray, n_mels: int, chunk_seconds: int = 60) -> tor
 
 
 def decode_with_fallback(
-    model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, base: DecodingOptions, opts: TranscribeOptions
+    model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, base: DecodingOptions, opts: TranscribeOptions,
+    audio_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> list[tuple[DecodingResult, bool]]:
     """Decode each window of ``features`` ``(B, S, d)`` at each temperature in turn until its result passes the
     checks. Returns (result, accepted) per window; when every temperature fails, the result with the best average
     log-prob among those that do not loop is kept. The first temperature decodes the windows together; a window
-    that falls back is decoded alone, so that its samples do not depend on the other windows."""
+    that falls back is decoded alone, so that its samples do not depend on the other windows. ``audio_kv``: the
+    windows' cross-attention keys/values, if computed (:meth:`Whisper.audio_kv`)."""
     out = []
-    for b, first in enumerate(_decode_at(model, features, tok, base, opts.temperature[0])):
+    for b, first in enumerate(_decode_at(model, features, tok, base, opts.temperature[0], audio_kv)):
         tried = [first]
         for t in opts.temperature[1:]:
             if _passes(tried[-1], opts):
                 break
-            tried.append(_decode_at(model, features[b : b + 1], tok, base, t)[0])
+            tried.append(_decode_at(model, features[b : b + 1], tok, base, t, _rows(audio_kv, b))[0])
         if _passes(tried[-1], opts):
             out.append((tried[-1], True))
             continue
@@ -174,10 +176,16 @@ def decode_with_fallback(
     return out
 
 
-def _decode_at(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, base: DecodingOptions, t: float):
+def _decode_at(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, base: DecodingOptions, t: float,
+               audio_kv=None):
     o = replace(base, temperature=t, beam_size=base.beam_size if t == 0 else None,
                 best_of=base.best_of if t > 0 else None)
-    return decode(model, None, tok, o, audio_features=features)
+    return decode(model, None, tok, o, audio_features=features, audio_kv=audio_kv)
+
+
+def _rows(audio_kv: list[tuple[torch.Tensor, torch.Tensor]] | None, b: int):
+    """Window ``b``'s cross-attention keys/values."""
+    return None if audio_kv is None else [(k[b : b + 1], v[b : b + 1]) for k, v in audio_kv]
 
 
 def _passes(r: DecodingResult, opts: TranscribeOptions) -> bool:
@@ -278,9 +286,12 @@ def transcribe(
         # the decoder tends to copy the prompt instead of hearing the first one (seen on the 5-minute LibriVox
         # benchmark file). Windows decoded together are not: the text before them is not decoded yet.
         prompt = all_tokens[prompt_reset_since:] if len(wins) == 1 and len(wins[0].pieces) == 1 else None
-        decoded = decode_with_fallback(model, features, tok, replace(base, prompt=prompt or None), options)
+        audio_kv = model.audio_kv(features)  # shared by the decoding, its fallbacks and the alignment
+        decoded = decode_with_fallback(model, features, tok, replace(base, prompt=prompt or None), options, audio_kv)
         for i, (win, (result, accepted)) in enumerate(zip(wins, decoded)):
-            new, seek, alone = _window_segments(model, tok, result, features[i : i + 1], win, options, speech)
+            new, seek, alone = _window_segments(
+                model, tok, result, features[i : i + 1], win, options, speech, _rows(audio_kv, i)
+            )
             if todo is not None:
                 todo.put_back(win, seek, alone)
             for s in new:
@@ -370,7 +381,7 @@ class _Window:
 
 def _split_at_pieces(
     model: Whisper, tok: WhisperTokenizer, result: DecodingResult, segments: list[Segment], features: torch.Tensor,
-    win: _Window, next_frame: int,
+    win: _Window, next_frame: int, audio_kv=None,
 ) -> tuple[list[Segment], int, bool]:
     """Re-cut a packed window's segments so that each lies in one piece (one utterance), by the time the
     alignment heads give each token (as for word timing). A segment's bounds become its piece's bounds where it
@@ -380,7 +391,7 @@ def _split_at_pieces(
     text = [t for t in result.tokens if t < tok.eot]
     if not text:
         return segments, next_frame, False
-    times = _token_times(model, tok, text, features, win.frames)  # (n + 1,) seconds
+    times = _token_times(model, tok, text, features, win.frames, audio_kv=audio_kv)  # (n + 1,) seconds
     mids = (times[:-1] + times[1:]) / 2 * FRAMES_PER_SECOND
     piece = np.maximum.accumulate([win.piece_at(m) for m in mids])  # monotonic: utterances come in order
     # A word goes with the piece of its first token.
@@ -432,7 +443,7 @@ def _split_at_pieces(
 
 def _window_segments(
     model: Whisper, tok: WhisperTokenizer, result: DecodingResult, features: torch.Tensor, win: _Window,
-    options: TranscribeOptions, speech: list[tuple[float, float]] | None,
+    options: TranscribeOptions, speech: list[tuple[float, float]] | None, audio_kv=None,
 ) -> tuple[list[Segment], int, bool]:
     """A decoded window's segments on the file's clock, and where decoding goes on: (segments, next seek in file
     frames, whether the next window must hold one utterance only)."""
@@ -446,9 +457,9 @@ def _window_segments(
     if len(win.pieces) > 1:
         # Whisper's own timestamps are too loose to tell which packed utterance a segment belongs to:
         # align the tokens to the audio and cut the segments where the utterance changes.
-        new, next_frame, alone = _split_at_pieces(model, tok, result, new, features, win, next_frame)
+        new, next_frame, alone = _split_at_pieces(model, tok, result, new, features, win, next_frame, audio_kv)
     if options.word_timestamps and new:
-        add_word_timestamps(model, tok, new, features, options, win.frames, 0.0)
+        add_word_timestamps(model, tok, new, features, options, win.frames, 0.0, audio_kv=audio_kv)
         # Seek to the end of the last word rather than of a segment that may have been cut off.
         if len(win.pieces) == 1 and not (len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin
                                          and result.tokens[-2] < tok.timestamp_begin):
@@ -602,17 +613,25 @@ def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _median_filter(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Median over a sliding window of odd ``width`` along the last axis (reflected at the ends). An odd-even
+    transposition sorting network over ``width`` shifted copies: the same values as ``unfold().median()``, 5x
+    faster (8 heads x 100 tokens x 750 frames, width 7: 8 ms against 45 ms)."""
     pad = width // 2
     if x.shape[-1] <= pad:
         return x
     y = F.pad(x, (pad, pad), mode="reflect")  # x: (H, T, frames)
-    return y.unfold(-1, width, 1).median(dim=-1).values
+    n = x.shape[-1]
+    v = [y[..., i : i + n] for i in range(width)]
+    for p in range(width):  # width passes of compare-exchange sort any width values
+        for i in range(p % 2, width - 1, 2):
+            v[i], v[i + 1] = torch.minimum(v[i], v[i + 1]), torch.maximum(v[i], v[i + 1])
+    return v[pad]
 
 
 @torch.no_grad()
 def _token_times(
     model: Whisper, tok: WhisperTokenizer, text_tokens: list[int], features: torch.Tensor, num_frames: int,
-    medfilt_width: int = 7, probs_out: list[float] | None = None,
+    medfilt_width: int = 7, probs_out: list[float] | None = None, audio_kv=None,
 ) -> np.ndarray:
     """When each text token (and the final <|endoftext|>) starts, in seconds from the window start: the
     alignment heads' cross-attention, normalised and median-filtered, aligned to the frames by DTW."""
@@ -621,7 +640,7 @@ def _token_times(
     # The logits only where word probabilities are asked for: the text positions (the token before each).
     first = len(tok.sot_sequence)
     positions = list(range(first, first + len(text_tokens))) if probs_out is not None else None
-    logits, weights = model.cross_attention_weights(tokens, features, positions)  # weights: n_layer x (1, H, T, S)
+    logits, weights = model.cross_attention_weights(tokens, features, positions, audio_kv)  # n_layer x (1, H, T, S)
     if probs_out is not None:
         probs = logits[0, :, : tok.eot].float().softmax(dim=-1)  # (n_text, eot)
         probs_out.extend(probs[torch.arange(len(text_tokens)), torch.tensor(text_tokens)].tolist())
@@ -639,14 +658,14 @@ def _token_times(
 @torch.no_grad()
 def add_word_timestamps(
     model: Whisper, tok: WhisperTokenizer, segments: list[Segment], features: torch.Tensor,
-    opts: TranscribeOptions, num_frames: int, time_offset: float, medfilt_width: int = 7,
+    opts: TranscribeOptions, num_frames: int, time_offset: float, medfilt_width: int = 7, audio_kv=None,
 ) -> None:
     """Give each segment's words start/end times (seconds on the file's clock) and probabilities."""
     text_tokens = [t for s in segments for t in s.tokens if t < tok.eot]
     if not text_tokens:
         return
     token_probs: list[float] = []
-    jump_times = _token_times(model, tok, text_tokens, features, num_frames, medfilt_width, token_probs)
+    jump_times = _token_times(model, tok, text_tokens, features, num_frames, medfilt_width, token_probs, audio_kv)
 
     words, word_tokens = tok.split_to_word_tokens(text_tokens + [tok.eot])
     if len(word_tokens) <= 1:

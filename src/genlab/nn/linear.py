@@ -140,5 +140,6 @@ def packed_linears(layers: tuple[nn.Module, ...], x: torch.Tensor) -> tuple[torc
     ``nn.Linear`` on the inference path (a decoding step then reads one matrix, not three)."""
     if not all(type(layer) is nn.Linear for layer in layers) or not inference_path(x, layers[0].weight):
         return tuple(layer(x) for layer in layers)
-    y = fused_linear(x, tuple(la.weight for la in layers), tuple(la.bias for la in layers), _copies_of(layers[0], len(layers)))
+    weights, biases = tuple(la.weight for la in layers), tuple(la.bias for la in layers)
+    y = fused_linear(x, weights, biases, _copies_of(layers[0], len(layers)))
     return y.split([la.weight.shape[0] for la in layers], dim=-1)
