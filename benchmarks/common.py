@@ -36,9 +36,18 @@ def time_pairs(fn_a, fn_b, repeats: int, warmup: int = 1) -> dict:
             "a_all_s": a, "b_all_s": b, "repeats": repeats}
 
 
+def cpu_model() -> str:
+    """The processor's name (kernels rank differently on different CPUs: MKL on AMD, AMX on Intel)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+    except OSError:
+        return platform.processor() or "unknown"
+
+
 def machine() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "machine": platform.machine()}
+            "cpu_count": os.cpu_count(), "machine": platform.machine(), "cpu": cpu_model()}
 
 
 def write_result(name: str, result: dict) -> Path:

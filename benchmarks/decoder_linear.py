@@ -1,12 +1,14 @@
-"""Why Whisper's decoder reads repacked weights (genlab.nn.linear): its linear layers and vocabulary product at
-1 and 5 rows, PyTorch's default fp32 GEMM against oneDNN on a repacked copy; then whole decoding steps of
-Whisper base (greedy and beam 5, the model's own decode on three real 30 s windows) with and without it.
+"""Why Whisper's decoder reads its weights as it does (genlab.nn.linear): its linear layers and vocabulary product
+at 1, 2 and 5 rows through PyTorch's default ``F.linear``, a contiguous ``(in, out)`` copy (``addmm``) and a copy
+repacked into oneDNN's blocked layout; then whole decoding steps of Whisper base (greedy and beam 5, the model's own
+decode on three real 30 s windows): genlab's flat one-token path (``KVCache.step_plan``) against the module forward
+on the same weight copies.
 
-    python benchmarks/decoder_linear.py [--threads 1] [--repeats 5]
+    python benchmarks/decoder_linear.py [--threads 2] [--repeats 5] [--int8]
 
 Writes ``results/decoder_linear[_<N>threads][_int8].json``.
 
-Layer timings cycle through a decoder's worth of Whisper-base-shaped weights (88 MB, more than the caches), as a
+Layer timings cycle through a decoder's worth of Whisper-base-shaped weights (88 MB, more than most caches), as a
 decoding step does. The decode part needs the Whisper base packages and the LibriVox test data; it is skipped
 without them.
 """
@@ -41,33 +43,36 @@ def median_ms(fn, repeats: int) -> float:
 
 def layer_timings(repeats: int) -> dict:
     d = 512
-    shapes = [(d, d)] * 6 + [(4 * d, d), (d, 4 * d)]  # q, k, v, out, cross q, cross out; fc1, fc2
+    shapes = [(3 * d, d), (d, d), (d, d), (d, d), (4 * d, d), (d, 4 * d)]  # q|k|v, out, cross q, cross out, fc1, fc2
     weights = [torch.randn(*s) / s[1] ** 0.5 for _ in range(6) for s in shapes]
     biases = [torch.randn(w.shape[0]) for w in weights]
-    packed = [packing.PackedWeight() for _ in weights]
+    transposed = [w.T.contiguous() for w in weights]
+    packed = [packing.InferenceWeights().get("onednn", (w,), (b,))[0] for w, b in zip(weights, biases)]
     vocab = torch.randn(51865, d) / d**0.5
     vocab_t = vocab.T.contiguous()
-    vocab_packed = packing.PackedWeight()
+    vocab_packed = packing.InferenceWeights().get("onednn", (vocab,), (None,))[0]
 
     def at(rows: int) -> dict:
         xs = {n: torch.randn(rows, n) for n in (d, 4 * d)}
         x = xs[d]
         layers = {
             "default_ms": median_ms(lambda: [F.linear(xs[w.shape[1]], w, b) for w, b in zip(weights, biases)], repeats),
+            "contiguous_transposed_ms": median_ms(
+                lambda: [torch.addmm(b, xs[w.shape[1]], t) for w, b, t in zip(weights, biases, transposed)], repeats),
             "repacked_ms": median_ms(
-                lambda: [torch.ops.mkldnn._linear_pointwise(xs[w.shape[1]], p.get(w), b, "none", [], "")
+                lambda: [torch.ops.mkldnn._linear_pointwise(xs[w.shape[1]], p, b, "none", [], "")
                          for w, b, p in zip(weights, biases, packed)], repeats),
         }
         vocab_product = {
             "default_ms": median_ms(lambda: F.linear(x, vocab), repeats),
             "contiguous_transposed_ms": median_ms(lambda: x @ vocab_t, repeats),
             "repacked_ms": median_ms(
-                lambda: torch.ops.mkldnn._linear_pointwise(x, vocab_packed.get(vocab), None, "none", [], ""), repeats),
+                lambda: torch.ops.mkldnn._linear_pointwise(x, vocab_packed, None, "none", [], ""), repeats),
         }
         return {f"decoder_layers_{rows}_rows": layers, f"vocab_{rows}_rows": vocab_product}
 
     with torch.no_grad():
-        return {**at(1), **at(5)}
+        return {**at(1), **at(2), **at(5)}
 
 
 def decode_timings(repeats: int, int8: bool) -> dict | None:
@@ -77,7 +82,7 @@ def decode_timings(repeats: int, int8: bool) -> dict | None:
 
     if not LIBRIVOX.exists():
         return None
-    from genlab.asr import decoding, load
+    from genlab.asr import load
     from genlab.asr.decoding import DecodingOptions, decode
     from genlab.asr.transcribe import long_log_mel
 
@@ -87,39 +92,39 @@ def decode_timings(repeats: int, int8: bool) -> dict | None:
         windows = [pipe._encode(long_log_mel(audio[16000 * s : 16000 * (s + 30)], 80)[:, :3000][None])
                    for s in (0, 60, 120)]
     tok = pipe.tokenizer.with_options(language="en", task="transcribe")
-    one_thread = lambda model, device: decoding.few_threads(device)  # noqa: E731
-    real = (packing.can_pack, decoding.decode_threads)
-    # "default": how genlab decoded before: PyTorch's kernels (fp32) and the token loop on one thread;
-    # "genlab": what it runs now (repacked fp32 weights; every thread).
-    modes = {"genlab": real, "default": ((lambda x, w: False) if not int8 else real[0], one_thread)}
+    decoder = type(pipe.model.decoder)
+    real_plan = decoder.step_plan
+    # "genlab": one-token steps through the flat path; "modules": the same steps through the module forward
+    # (same kernels on the same copies: the difference is the calls and checks between them).
+    modes = {"genlab": real_plan, "modules": lambda self, rows, features: None}
     out = {}
     for beam in (None, 5):
         opts = DecodingOptions(language="en", beam_size=beam, without_timestamps=False)
         runs: dict[str, list[float]] = {mode: [] for mode in modes}
         tokens = {}
         for _ in range(repeats):  # interleaved, so drifts of a shared machine hit both alike
-            for mode, (can_pack, threads) in modes.items():
-                packing.can_pack, decoding.decode_threads = can_pack, threads
+            for mode, plan in modes.items():
+                decoder.step_plan = plan
                 t0 = time.perf_counter()
                 results = [decode(pipe.model, None, tok, opts, audio_features=f)[0] for f in windows]
                 n = sum(len(r.tokens) for r in results)
                 runs[mode].append((time.perf_counter() - t0) / n * 1000)
                 tokens[mode] = [r.tokens for r in results]
-        packing.can_pack, decoding.decode_threads = real
+        decoder.step_plan = real_plan
         out[f"beam_{beam or 1}"] = {
             "ms_per_token_genlab": round(statistics.median(runs["genlab"]), 2),
-            "ms_per_token_default": round(statistics.median(runs["default"]), 2),
-            "same_tokens": tokens["genlab"] == tokens["default"],
-            "tokens": sum(len(t) for t in tokens["default"]),
+            "ms_per_token_modules": round(statistics.median(runs["modules"]), 2),
+            "same_tokens": tokens["genlab"] == tokens["modules"],
+            "tokens": sum(len(t) for t in tokens["genlab"]),
         }
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--int8", action="store_true", help="decode with the int8 model (its own kernels, not repacked)")
+    ap.add_argument("--int8", action="store_true", help="decode with the int8 model (its own kernels for the products)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not packing.ONEDNN:

@@ -55,6 +55,29 @@ def test_kv_cache_matches_full_forward_and_training_is_differentiable():
     assert m.encoder.conv1.weight.grad is not None and m.decoder.token_embedding.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("windows,group", [(1, 1), (2, 1), (1, 5), (2, 5)])
+def test_one_token_steps_equal_the_module_forward(windows, group):
+    """Decoding steps run a flat path over products bound once per window (KVCache.step_plan); it must give
+    the module forward's logits, for one or two rows (contiguous copies), beams sharing audio rows (oneDNN), and
+    int8 layers (their own kernels)."""
+    from genlab.asr.api import quantize_int8
+
+    for model in (random_model(), quantize_int8(random_model())):
+        with torch.no_grad():
+            f = model.embed_audio(torch.randn(windows, 80, 80))
+            start = torch.randint(0, 51865, (windows * group, 3))
+            flat, modules = KVCache(model, f, group=group), KVCache(model, f, group=group)
+            assert flat.step_plan is not None
+            modules.step_plan = None  # the module forward
+            model.logits(start, f, flat), model.logits(start, f, modules)
+            for _ in range(3):
+                tok = torch.randint(0, 51865, (windows * group, 1))
+                a = model.logits(tok, f, flat, positions=[-1])
+                b = model.logits(tok, f, modules, positions=[-1])
+                torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+            assert flat.length == modules.length == 6
+
+
 def _openai(m: Whisper):
     whisper_model = pytest.importorskip("whisper.model")
     ck = to_openai(weights_of(m))

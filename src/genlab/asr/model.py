@@ -21,7 +21,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import pick_preset
-from ..nn.linear import InferenceWeights, fused_linear, inference_path, packed_linear, packed_linears
+from ..nn.linear import (
+    InferenceWeights,
+    bound_linear,
+    bound_product,
+    fused_linear,
+    inference_path,
+    packed_linear,
+    packed_linears,
+)
 
 
 @dataclass
@@ -95,6 +103,8 @@ class KVCache:
         self.self_v = [torch.zeros_like(k) for k in self.self_k]
         self.cross_kv = audio_kv if audio_kv is not None else model.audio_kv(audio_features)
         self.length = 0
+        # One-token steps run through products bound once here (the weights do not change while decoding).
+        self.step_plan = model.decoder.step_plan(B, audio_features)
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep hypotheses ``index`` (beam search picks which survive). The index must keep each hypothesis
@@ -184,9 +194,10 @@ class ResidualAttentionBlock(nn.Module):
 
     def __init__(self, d: int, n_head: int, cross_attention: bool = False):
         super().__init__()
-        # The decoder (the blocks with cross-attention) runs a few rows per step: its linears read repacked
-        # weights at inference (a beam-5 step of base on 1 thread: 26 ms, 47 ms without). The encoder's
-        # 1500-row products would gain ~10% for twice its weights' memory, so it keeps the plain ones.
+        # The decoder (the blocks with cross-attention) runs a few rows per step: its linears read copies of the
+        # weights laid out for that at inference (genlab.nn.linear). The encoder's 1500-row products gain nothing
+        # measurable from a repacked copy (base, 2 threads of an Intel Xeon: 0.59 s a window either way), so it
+        # keeps the plain weights and no second copy.
         self.pack = cross_attention
         self.attn = MultiHeadAttention(d, n_head, pack=cross_attention)
         self.attn_ln = nn.LayerNorm(d)
@@ -271,6 +282,8 @@ class TextDecoder(nn.Module):
         offset = cache.length if cache is not None else 0
         if offset + T > self.positional_embedding.shape[0]:
             raise ValueError(f"{offset + T} tokens exceed n_text_ctx={self.positional_embedding.shape[0]}")
+        if T == 1 and cache is not None and cache.step_plan is not None and positions == [-1]:
+            return self._step(tokens, cache)[:, None], []
         x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + T]  # (B, T, d)
         x = x.to(audio_features.dtype)
         mask = None
@@ -303,6 +316,53 @@ class TextDecoder(nn.Module):
         else:
             logits = x @ self.token_embedding.weight.to(x.dtype).T
         return logits.float(), cross_weights
+
+
+    def step_plan(self, rows: int, audio_features: torch.Tensor) -> list | None:
+        """Per layer, its layer norms and products bound for ``rows`` rows (:func:`genlab.nn.linear.bound_linear`),
+        and last the final norm and the output product; None where the one-token path does not apply (training,
+        bf16 or CUDA: those steps run :meth:`forward`)."""
+        if not inference_path(audio_features, self.token_embedding.weight):
+            return None
+        plan = []
+        for block in self.blocks:
+            attn, cross = block.attn, block.cross_attn
+            plan.append((
+                block.attn_ln, bound_linear((attn.query, attn.key, attn.value), rows), bound_linear((attn.out,), rows),
+                block.cross_attn_ln, bound_linear((cross.query,), rows), bound_linear((cross.out,), rows),
+                block.mlp_ln, bound_linear((block.mlp[0],), rows), bound_linear((block.mlp[2],), rows),
+            ))
+        head = self.head or bound_product((self.token_embedding.weight,), (None,), self._output_weights, rows)
+        plan.append((self.ln, head))
+        return plan
+
+    def _step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """:meth:`forward` for one new token per row ``(N, 1)`` with a cache, written flat: ``(N, n_vocab)`` logits
+        of the next token. The same kernels on the same copies, so the same numbers; a step of Whisper base on 2
+        cores is ~3 ms shorter than through the modules (``python benchmarks/decoder_linear.py``)."""
+        N, pos = tokens.shape[0], cache.length
+        H = self.blocks[0].attn.n_head
+        d = self.token_embedding.weight.shape[1]
+        x = self.token_embedding(tokens[:, 0]) + self.positional_embedding[pos]  # (N, d)
+        for i, (ln1, qkv, out, ln2, cross_q, cross_out, ln3, fc1, fc2) in enumerate(cache.step_plan[:-1]):
+            q, k, v = qkv(ln1(x)).view(N, 3, H, 1, d // H).unbind(1)  # each (N, H, 1, Dh)
+            cache.self_k[i][:, :, pos : pos + 1] = k
+            cache.self_v[i][:, :, pos : pos + 1] = v
+            y = F.scaled_dot_product_attention(q, cache.self_k[i][:, :, : pos + 1], cache.self_v[i][:, :, : pos + 1])
+            x = x + out(y.view(N, d))
+            ck, cv = cache.cross_kv[i]
+            q = cross_q(ln2(x))
+            if ck.shape[0] < N:  # g hypotheses per audio row share its keys/values: g query positions of that row
+                g = N // ck.shape[0]
+                y = F.scaled_dot_product_attention(q.view(ck.shape[0], g, H, d // H).transpose(1, 2), ck, cv)
+                y = y.transpose(1, 2).reshape(N, d)
+            else:
+                y = F.scaled_dot_product_attention(q.view(N, H, 1, d // H), ck, cv).view(N, d)
+            x = x + cross_out(y)
+            x = x + fc2(F.gelu(fc1(ln3(x))))
+        cache.length = pos + 1
+        ln, head = cache.step_plan[-1]
+        return head(ln(x)).float()
 
 
 class Whisper(nn.Module):

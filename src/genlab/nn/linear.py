@@ -6,11 +6,14 @@ reads a weight depends on the weight's layout and on the number of rows, so infe
 in the layout that reads fastest (``python benchmarks/decoder_linear.py``, ``benchmarks/results/decoder_linear*``):
 
 - one or two rows (greedy decoding): a contiguous ``(in, out)`` copy through ``addmm``. Whisper base's six decoder
-  layers and vocabulary at one row on 2 threads of an Intel Xeon (AMX): 13.1 ms against 16.0 ms through oneDNN's
-  blocked copy and 15.0 ms through ``F.linear`` on the ``(out, in)`` parameter;
-- more rows (beams, prompts, batches): a copy repacked into oneDNN's blocked layout. Five rows on that Xeon:
-  15.6 ms against 17.9 ms; on an AMD EPYC, where PyTorch's default GEMM is slow at a few rows, 3.0 ms against
-  15.3 ms for the vocabulary alone.
+  layers at one row on 2 threads of an Intel Xeon (AMX): 4.2 ms against 6.8 ms through oneDNN's blocked copy and
+  4.9 ms through ``F.linear`` on the ``(out, in)`` parameter; its vocabulary product 3.7 ms against 4.9 and 4.8
+  (``decoder_linear_2threads.json``). Two rows (the first step of a window also reads the no-speech position)
+  stay on it too, so that greedy decoding holds one copy of the 106 MB vocabulary, not two;
+- more rows (beams, prompts, batches): a copy repacked into oneDNN's blocked layout. Five rows on that Xeon: the
+  six layers 7.6 ms against 8.1 ms, the vocabulary 6.1 ms against 9.5 ms. On the AMD EPYC of earlier sessions,
+  where PyTorch's default GEMM is slow at a few rows, the vocabulary took 3.0 ms against 15.3 ms (the same file as
+  of commit 31f50ea).
 
 :func:`fused_linear` is ``F.linear(x, cat(weights), cat(biases))``: several products of one input (a query, key
 and value projection) read as one. It takes the copies only where they are exact up to fp32 rounding and need no
@@ -143,3 +146,32 @@ def packed_linears(layers: tuple[nn.Module, ...], x: torch.Tensor) -> tuple[torc
     weights, biases = tuple(la.weight for la in layers), tuple(la.bias for la in layers)
     y = fused_linear(x, weights, biases, _copies_of(layers[0], len(layers)))
     return y.split([la.weight.shape[0] for la in layers], dim=-1)
+
+
+def bound_linear(layers: tuple[nn.Module, ...], rows: int):
+    """A function ``(rows, in) -> (rows, sum of outs)`` computing :func:`packed_linears` of ``layers`` (stacked)
+    with the same kernel, bound once to the copies for that row count, so that a decoding loop whose weights do not
+    change pays no check per call (on a 2-core VM the checks and calls of a step's 37 products cost ~3 ms of a
+    16 ms Whisper base step). Call it only where :func:`inference_path` holds. Modules that are not plain
+    ``nn.Linear`` (int8) run their own forward."""
+    if not all(type(layer) is nn.Linear for layer in layers):
+        if len(layers) == 1:
+            return layers[0]
+        return lambda x: torch.cat([layer(x) for layer in layers], dim=-1)
+    weights, biases = tuple(la.weight for la in layers), tuple(la.bias for la in layers)
+    return bound_product(weights, biases, _copies_of(layers[0], len(layers)), rows)
+
+
+def bound_product(
+    weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...], copies: InferenceWeights, rows: int
+):
+    """:func:`bound_linear` for weights and biases given as tensors, with the copies kept in ``copies``."""
+    if rows > STREAM_ROWS and not ONEDNN:  # the default kernel, as fused_linear
+        weight = weights[0] if len(weights) == 1 else torch.cat(weights)
+        bias = _stacked(biases, tuple(w.shape[0] for w in weights))
+        return lambda x: F.linear(x, weight, bias)
+    if rows <= STREAM_ROWS:
+        weight_t, bias = copies.get("stream", weights, biases)
+        return (lambda x: torch.addmm(bias, x, weight_t)) if bias is not None else (lambda x: torch.mm(x, weight_t))
+    packed, bias = copies.get("onednn", weights, biases)
+    return lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
