@@ -204,3 +204,17 @@ def test_median_filter_network_matches_unfold_median():
         for x in (torch.randn(shape), torch.randint(0, 3, shape).float()):  # ties too
             ref = F.pad(x, (width // 2, width // 2), mode="reflect").unfold(-1, width, 1).median(dim=-1).values
             assert torch.equal(_median_filter(x, width), ref)
+
+
+def test_a_packed_window_may_not_end_before_its_last_utterance():
+    from types import SimpleNamespace
+
+    from genlab.asr.decoding import suppress_early_end
+
+    tok = SimpleNamespace(eot=10, timestamp_begin=20)
+    prompt = [1, 2]
+    tokens = torch.tensor([prompt + [20 + 100, 5], prompt + [20 + 250, 5], prompt + [5, 6], prompt + [20 + 50, 5]])
+    logits = torch.zeros(4, 400)
+    suppress_early_end(logits, tokens, len(prompt), tok, [200, 200, 200, None])
+    # Row 0 reached 2.00 s of 4.00 s, row 2 has no timestamp yet: no end. Row 1 is past it; row 3 has no rule.
+    assert logits[:, tok.eot].tolist() == [float("-inf"), 0.0, float("-inf"), 0.0]

@@ -38,6 +38,9 @@ class DecodingOptions:
     suppress_blank: bool = True
     without_timestamps: bool = False
     max_initial_timestamp: float | None = 1.0
+    # Per window of the batch: no <|endoftext|> before a timestamp at or after this many seconds (None: any time).
+    # The long-form loop sets it for windows that pack several utterances (see genlab.asr.transcribe).
+    end_not_before: tuple[float | None, ...] | None = None
     seed: int = 0  # for sampling at temperature > 0
 
 
@@ -93,6 +96,15 @@ def suppress_blank(logits: torch.Tensor, tokens: torch.Tensor, sample_begin: int
     """A transcript may not start with a space or end immediately."""
     if tokens.shape[1] == sample_begin:
         logits[:, tok.encode(" ") + [tok.eot]] = -float("inf")
+
+
+def suppress_early_end(
+    logits: torch.Tensor, tokens: torch.Tensor, sample_begin: int, tok: WhisperTokenizer, steps: list[int | None]
+) -> None:
+    """No <|endoftext|> in row ``k`` until a timestamp of at least ``steps[k]`` (20 ms steps) has been sampled."""
+    for k, seq in enumerate(tokens[:, sample_begin:].tolist()):
+        if steps[k] is not None and max(seq, default=0) - tok.timestamp_begin < steps[k]:
+            logits[k, tok.eot] = -float("inf")
 
 
 def apply_timestamp_rules(
@@ -181,7 +193,10 @@ def decode(
         rows = [i for i in range(B) if languages[i] == lang]
         tok = tokenizer.with_options(language=lang if model.is_multilingual else None, task=opts.task)
         kv = None if audio_kv is None else [(k[rows], v[rows]) for k, v in audio_kv] if len(rows) < B else audio_kv
-        group = _decode_group(model, audio_features[rows], tok, opts, kv)
+        group_opts = opts
+        if opts.end_not_before is not None and len(rows) < B:
+            group_opts = replace(opts, end_not_before=tuple(opts.end_not_before[i] for i in rows))
+        group = _decode_group(model, audio_features[rows], tok, group_opts, kv)
         for i, r in zip(rows, group):
             r.language = lang
             r.language_probs = language_probs[i] if language_probs else None
@@ -204,11 +219,16 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
     if opts.max_initial_timestamp is not None:
         max_initial = round(opts.max_initial_timestamp / 0.02)  # in 20 ms timestamp steps
     suppress = torch.tensor(suppress_token_list(opts, tok), device=device)
+    end_not_before = None
+    if opts.end_not_before is not None and not opts.without_timestamps:
+        end_not_before = [None if t is None else round(t / 0.02) for t in opts.end_not_before for _ in range(n_group)]
 
     def filter_logits(logits: torch.Tensor, tokens: torch.Tensor) -> None:
         if opts.suppress_blank:
             suppress_blank(logits, tokens, sample_begin, tok)
         logits[:, suppress] = -float("inf")
+        if end_not_before is not None:
+            suppress_early_end(logits, tokens, sample_begin, tok, end_not_before)
         if not opts.without_timestamps:
             apply_timestamp_rules(logits, tokens, sample_begin, tok, max_initial)
 
