@@ -166,7 +166,7 @@ def decode_with_fallback(
         for t in opts.temperature[1:]:
             if _passes(tried[-1], opts):
                 break
-            # Alone, and free to end anywhere: a window whose text the rule below made unlikely may be silence.
+            # Alone, and free to end anywhere (no packed-window end rule, see transcribe): its text may be silence.
             alone = replace(base, end_not_before=None)
             tried.append(_decode_at(model, features[b : b + 1], tok, alone, t, _rows(audio_kv, b))[0])
         if _passes(tried[-1], opts):

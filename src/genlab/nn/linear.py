@@ -151,9 +151,9 @@ def packed_linears(layers: tuple[nn.Module, ...], x: torch.Tensor) -> tuple[torc
 def bound_linear(layers: tuple[nn.Module, ...], rows: int):
     """A function ``(rows, in) -> (rows, sum of outs)`` computing :func:`packed_linears` of ``layers`` (stacked)
     with the same kernel, bound once to the copies for that row count, so that a decoding loop whose weights do not
-    change pays no check per call (on a 2-core VM the checks and calls of a step's 37 products cost ~3 ms of a
-    16 ms Whisper base step). Call it only where :func:`inference_path` holds. Modules that are not plain
-    ``nn.Linear`` (int8) run their own forward."""
+    change pays no check per call (Whisper base decodes a greedy token in 17.0 ms this way against 19.1 ms through
+    the modules, ``decoder_linear_2threads.json``). Call it only where :func:`inference_path` holds. Modules that
+    are not plain ``nn.Linear`` (int8) run their own forward."""
     if not all(type(layer) is nn.Linear for layer in layers):
         if len(layers) == 1:
             return layers[0]
