@@ -331,3 +331,19 @@ def test_cached_output_projection_follows_the_embedding():
     m.load_state_dict(random_model(seed=1).state_dict())
     with torch.no_grad():
         torch.testing.assert_close(m(mel, tok), random_model(seed=1)(mel, tok), atol=1e-5, rtol=0)
+
+
+def test_int8_stacked_query_key_value_equals_the_three_layers():
+    from genlab.asr.api import quantize_int8
+
+    model = quantize_int8(random_model())
+    stacked = [b.attn.stacked_qkv for b in model.decoder.blocks]
+    assert all(s is not None for s in stacked)
+    with torch.no_grad():
+        f = model.embed_audio(torch.randn(1, 80, 80))
+        tokens = torch.randint(0, 51865, (1, 4))
+        one = model.logits(tokens, f)
+        for b in model.decoder.blocks:
+            b.attn.stacked_qkv = None
+        three = model.logits(tokens, f)
+    assert torch.equal(one, three)  # per-row weight scales and one input scale per product: the same integers

@@ -104,6 +104,14 @@ def quantize_int8(model):
     head = torch.nn.Linear(d, vocab, bias=False)
     head.weight = torch.nn.Parameter(model.decoder.token_embedding.weight.detach().clone())
     model.decoder.head = head
+    for block in model.decoder.blocks:
+        # The self-attention's query, key and value as one layer: the weights are quantized per output row and
+        # the input once per product, so the stacked layer computes exactly what the three would, in one call.
+        a = block.attn
+        stacked = torch.nn.Linear(d, 3 * d)
+        stacked.weight = torch.nn.Parameter(torch.cat([a.query.weight, a.key.weight, a.value.weight]).detach())
+        stacked.bias = torch.nn.Parameter(torch.cat([a.query.bias, torch.zeros(d), a.value.bias]).detach())
+        a.stacked_qkv = stacked
     with warnings.catch_warnings():  # torch.ao's deprecation notices; the API still works on torch 2.x
         warnings.simplefilter("ignore")
         return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)

@@ -126,6 +126,9 @@ class MultiHeadAttention(nn.Module):
         self.key = nn.Linear(d, d, bias=False)  # Whisper has no key bias (it would cancel in the softmax)
         self.value = nn.Linear(d, d)
         self.out = nn.Linear(d, d)
+        # int8 quantization (genlab.asr.api.quantize_int8) sets a quantized copy of query|key|value stacked: one
+        # product per step instead of three (fp32 stacks them in its weight copies, genlab.nn.linear).
+        self.stacked_qkv: nn.Module | None = None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -154,7 +157,11 @@ class MultiHeadAttention(nn.Module):
         B, T, C = x.shape
         if kv is None and source is None:
             # Self-attention: queries, keys and values in one product (a decoding step reads one matrix).
-            q, k, v = (self._heads(t) for t in self._linears((self.query, self.key, self.value), x))
+            if self.stacked_qkv is not None:
+                qkv = self.stacked_qkv(x).split(C, dim=-1)
+            else:
+                qkv = self._linears((self.query, self.key, self.value), x)
+            q, k, v = (self._heads(t) for t in qkv)
             if cache is not None:
                 # Append the new keys/values to the preallocated buffers; attend to every filled position.
                 k_buf, v_buf, offset = cache
@@ -326,7 +333,8 @@ class TextDecoder(nn.Module):
         for block in self.blocks:
             attn, cross = block.attn, block.cross_attn
             plan.append((
-                block.attn_ln, bound_linear((attn.query, attn.key, attn.value), rows), bound_linear((attn.out,), rows),
+                block.attn_ln, attn.stacked_qkv or bound_linear((attn.query, attn.key, attn.value), rows),
+                bound_linear((attn.out,), rows),
                 block.cross_attn_ln, bound_linear((cross.query,), rows), bound_linear((cross.out,), rows),
                 block.mlp_ln, bound_linear((block.mlp[0],), rows), bound_linear((block.mlp[2],), rows),
             ))
