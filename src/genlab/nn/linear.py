@@ -109,17 +109,12 @@ def fused_linear(
     copies: InferenceWeights,
 ) -> torch.Tensor:
     """``F.linear(x, cat(weights), cat(biases))``, through ``copies`` where :func:`inference_path` allows it."""
-    rows = x.numel() // max(1, x.shape[-1])
-    if not inference_path(x, weights[0]) or (rows > STREAM_ROWS and not ONEDNN):
+    if not inference_path(x, weights[0]):
         weight = weights[0] if len(weights) == 1 else torch.cat(weights)
         return F.linear(x, weight, _stacked(biases, tuple(w.shape[0] for w in weights)))
-    if rows <= STREAM_ROWS:
-        weight_t, bias = copies.get("stream", weights, biases)
-        flat = x.reshape(rows, x.shape[-1])
-        y = torch.addmm(bias, flat, weight_t) if bias is not None else flat @ weight_t
-        return y.view(*x.shape[:-1], weight_t.shape[1])
-    packed, bias = copies.get("onednn", weights, biases)
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+    rows = x.numel() // max(1, x.shape[-1])
+    y = bound_product(weights, biases, copies, rows)(x.reshape(rows, x.shape[-1]))
+    return y.view(*x.shape[:-1], y.shape[-1])
 
 
 def _copies_of(layer: nn.Module, stacked: int = 1) -> InferenceWeights:
