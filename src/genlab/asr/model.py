@@ -322,7 +322,6 @@ class TextDecoder(nn.Module):
             logits = x @ self.token_embedding.weight.to(x.dtype).T
         return logits.float(), cross_weights
 
-
     def step_plan(self, rows: int, audio_features: torch.Tensor) -> list | None:
         """Per layer, its layer norms and products bound for ``rows`` rows (:func:`genlab.nn.linear.bound_linear`),
         and last the final norm and the output product; None where the one-token path does not apply (training,
@@ -332,13 +331,18 @@ class TextDecoder(nn.Module):
         plan = []
         for block in self.blocks:
             attn, cross = block.attn, block.cross_attn
+            qkv = attn.stacked_qkv if attn.stacked_qkv is not None else bound_linear(
+                (attn.query, attn.key, attn.value), rows
+            )
             plan.append((
-                block.attn_ln, attn.stacked_qkv or bound_linear((attn.query, attn.key, attn.value), rows),
+                block.attn_ln, qkv,
                 bound_linear((attn.out,), rows),
                 block.cross_attn_ln, bound_linear((cross.query,), rows), bound_linear((cross.out,), rows),
                 block.mlp_ln, bound_linear((block.mlp[0],), rows), bound_linear((block.mlp[2],), rows),
             ))
-        head = self.head or bound_product((self.token_embedding.weight,), (None,), self._output_weights, rows)
+        head = self.head
+        if head is None:  # the tied output product, through the decoder's copies of the embedding
+            head = bound_product((self.token_embedding.weight,), (None,), self._output_weights, rows)
         plan.append((self.ln, head))
         return plan
 

@@ -60,13 +60,17 @@ def inference_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def _stacked(tensors: tuple[torch.Tensor | None, ...], sizes: tuple[int, ...]) -> torch.Tensor | None:
-    """``cat`` of biases, zeros standing in for a missing one (Whisper's key projection has none)."""
-    if all(t is None for t in tensors):
-        return None
-    ref = next(t for t in tensors if t is not None)
-    parts = [t if t is not None else ref.new_zeros(n) for t, n in zip(tensors, sizes)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+def _stack(
+    weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The weights stacked along their outputs and their biases, zeros standing in for a missing bias (Whisper's
+    key projection has none); no bias at all if none has one."""
+    weight = weights[0] if len(weights) == 1 else torch.cat(weights)
+    if all(b is None for b in biases):
+        return weight, None
+    ref = next(b for b in biases if b is not None)
+    parts = [b if b is not None else ref.new_zeros(w.shape[0]) for w, b in zip(weights, biases)]
+    return weight, parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class InferenceWeights:
@@ -92,9 +96,8 @@ class InferenceWeights:
         if self._key != key:
             self._copies, self._key = {}, key
         if layout not in self._copies:
-            weight = torch.cat([w.detach() for w in weights]) if len(weights) > 1 else weights[0].detach()
-            bias = _stacked(tuple(b.detach() if b is not None else None for b in biases),
-                            tuple(w.shape[0] for w in weights))
+            weight, bias = _stack(tuple(w.detach() for w in weights),
+                                  tuple(b.detach() if b is not None else None for b in biases))
             if layout == "stream":
                 self._copies[layout] = (weight.T.contiguous(), bias)
             else:
@@ -110,8 +113,7 @@ def fused_linear(
 ) -> torch.Tensor:
     """``F.linear(x, cat(weights), cat(biases))``, through ``copies`` where :func:`inference_path` allows it."""
     if not inference_path(x, weights[0]):
-        weight = weights[0] if len(weights) == 1 else torch.cat(weights)
-        return F.linear(x, weight, _stacked(biases, tuple(w.shape[0] for w in weights)))
+        return F.linear(x, *_stack(weights, biases))
     rows = x.numel() // max(1, x.shape[-1])
     y = bound_product(weights, biases, copies, rows)(x.reshape(rows, x.shape[-1]))
     return y.view(*x.shape[:-1], y.shape[-1])
@@ -161,9 +163,8 @@ def bound_product(
     weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...], copies: InferenceWeights, rows: int
 ):
     """:func:`bound_linear` for weights and biases given as tensors, with the copies kept in ``copies``."""
-    if rows > STREAM_ROWS and not ONEDNN:  # the default kernel, as fused_linear
-        weight = weights[0] if len(weights) == 1 else torch.cat(weights)
-        bias = _stacked(biases, tuple(w.shape[0] for w in weights))
+    if rows > STREAM_ROWS and not ONEDNN:  # no oneDNN in this torch build: the default kernel
+        weight, bias = _stack(weights, biases)
         return lambda x: F.linear(x, weight, bias)
     if rows <= STREAM_ROWS:
         weight_t, bias = copies.get("stream", weights, biases)
