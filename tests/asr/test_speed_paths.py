@@ -215,6 +215,6 @@ def test_a_packed_window_may_not_end_before_its_last_utterance():
     prompt = [1, 2]
     tokens = torch.tensor([prompt + [20 + 100, 5], prompt + [20 + 250, 5], prompt + [5, 6], prompt + [20 + 50, 5]])
     logits = torch.zeros(4, 400)
-    suppress_early_end(logits, tokens, len(prompt), tok, [200, 200, 200, None])
+    suppress_early_end(logits, tokens, len(prompt), tok, torch.tensor([200, 200, 200, -1]))
     # Row 0 reached 2.00 s of 4.00 s, row 2 has no timestamp yet: no end. Row 1 is past it; row 3 has no rule.
     assert logits[:, tok.eot].tolist() == [float("-inf"), 0.0, float("-inf"), 0.0]

@@ -118,6 +118,59 @@ def test_greedy_tokens_match_openai_whisper():
         assert abs(ours.no_speech_prob - theirs.no_speech_prob) < 1e-5
 
 
+def test_beam_search_matches_openai_whisper():
+    """Beam 5 on a tiny random model: the same tokens and log-probability as openai-whisper's BeamSearchDecoder,
+    with and without timestamps; two windows decoded together give what each gives alone (openai-whisper's beam
+    search fails on more than one window, so that is checked against genlab itself)."""
+    whisper = pytest.importorskip("whisper")
+    from genlab.asr.api import package_dir
+    from genlab.asr.tokenizer import get_tokenizer
+
+    tok_dir = package_dir("base", required=False)
+    if tok_dir is None:
+        pytest.skip("needs a Whisper tokenizer.json (genlab[whisper])")
+    tok = get_tokenizer(tok_dir / "tokenizer.json", True)
+    m = random_model(seed=2, n_audio_ctx=1500, n_text_ctx=64)
+    ref = _openai(m)
+    torch.manual_seed(4)
+    mel = torch.randn(2, 80, 3000) * 0.5
+    for opts in (dict(without_timestamps=True), dict(without_timestamps=False)):
+        options = DecodingOptions(language="en", sample_len=24, beam_size=5, **opts)
+        alone = [decode(m, mel[i : i + 1], tok, options)[0] for i in range(2)]
+        for i, ours in enumerate(alone):
+            reference = whisper.DecodingOptions(language="en", sample_len=24, beam_size=5, fp16=False, **opts)
+            theirs = whisper.decode(ref, mel[i : i + 1], reference)[0]
+            assert ours.tokens == theirs.tokens, opts
+            assert abs(ours.avg_logprob - theirs.avg_logprob) < 1e-4
+        together = decode(m, mel, tok, options)
+        assert [r.tokens for r in together] == [r.tokens for r in alone]
+
+
+def test_timestamp_rules_equal_openai_whispers_per_row_filter():
+    """The timestamp grammar, written over all rows at once, masks exactly what openai-whisper's per-row
+    ApplyTimestampRules masks: random logits, rows at every state of the grammar (no text yet, text, an opening
+    timestamp, a closed pair, timestamps only), with and without a prompt before the sampled tokens."""
+    decoding = pytest.importorskip("whisper.decoding")
+    from types import SimpleNamespace
+
+    from genlab.asr.decoding import apply_timestamp_rules
+
+    tok = SimpleNamespace(eot=50, no_timestamps=52, timestamp_begin=60)
+    V, g = 120, torch.Generator().manual_seed(0)
+    rows = [[], [61], [61, 7], [61, 7, 64], [61, 7, 64, 64], [61, 7, 64, 66], [62, 62], [63, 9, 9, 70, 70, 3]]
+    for prompt in ([], [1, 2, 3]):
+        for max_initial in (None, 5):
+            for length in sorted({len(r) for r in rows}):
+                same = [r for r in rows if len(r) == length]
+                tokens = torch.tensor([prompt + r for r in same], dtype=torch.long).view(len(same), -1)
+                for scale in (1.0, 8.0):  # large logits make the timestamp-mass rule fire in some rows
+                    logits = torch.randn(len(same), V, generator=g) * scale
+                    expected = logits.clone()
+                    decoding.ApplyTimestampRules(tok, len(prompt), max_initial).apply(expected, tokens)
+                    apply_timestamp_rules(logits, tokens, len(prompt), tok, max_initial)
+                    assert torch.equal(logits, expected), (prompt, same, max_initial, scale)
+
+
 def _hf_from(m: Whisper, tmp_path):
     transformers = pytest.importorskip("transformers")
     c = m.config

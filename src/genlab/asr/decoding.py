@@ -99,12 +99,13 @@ def suppress_blank(logits: torch.Tensor, tokens: torch.Tensor, sample_begin: int
 
 
 def suppress_early_end(
-    logits: torch.Tensor, tokens: torch.Tensor, sample_begin: int, tok: WhisperTokenizer, steps: list[int | None]
+    logits: torch.Tensor, tokens: torch.Tensor, sample_begin: int, tok: WhisperTokenizer, steps: torch.Tensor
 ) -> None:
-    """No <|endoftext|> in row ``k`` until a timestamp of at least ``steps[k]`` (20 ms steps) has been sampled."""
-    for k, seq in enumerate(tokens[:, sample_begin:].tolist()):
-        if steps[k] is not None and max(seq, default=0) - tok.timestamp_begin < steps[k]:
-            logits[k, tok.eot] = -float("inf")
+    """No <|endoftext|> in row ``k`` until a timestamp of at least ``steps[k]`` (20 ms steps; negative: no such
+    rule for that row) has been sampled."""
+    seq = tokens[:, sample_begin:]  # (N, L)
+    latest = seq.max(dim=1).values - tok.timestamp_begin if seq.shape[1] else torch.full_like(steps, -1)
+    logits[:, tok.eot].masked_fill_((steps >= 0) & (latest < steps), -float("inf"))
 
 
 def apply_timestamp_rules(
@@ -112,30 +113,42 @@ def apply_timestamp_rules(
 ) -> None:
     """Whisper's timestamp grammar: timestamps come in pairs around text, never go backwards, the first one is
     at most ``max_initial`` steps in, and a timestamp is forced when timestamps together outweigh any text token.
-    """
+
+    Written over all rows at once (a few tensor operations whatever the number of beams or windows), with the same
+    masks as openai-whisper's per-row ``ApplyTimestampRules``."""
     tb = tok.timestamp_begin
     logits[:, tok.no_timestamps] = -float("inf")
-    for k, seq in enumerate(tokens[:, sample_begin:].tolist()):
-        last_ts = len(seq) >= 1 and seq[-1] >= tb
-        penultimate_ts = len(seq) < 2 or seq[-2] >= tb
-        if last_ts:
-            if penultimate_ts:  # a pair was just closed (or it is the very first one): text must follow
-                logits[k, tb:] = -float("inf")
-            else:  # an opening timestamp ends the text: another timestamp or the end
-                logits[k, : tok.eot] = -float("inf")
-        stamps = [t for t in seq if t >= tb]
-        if stamps:
-            # Never backwards; after a closing timestamp the next segment starts strictly later.
-            floor = stamps[-1] if (last_ts and not penultimate_ts) else stamps[-1] + 1
-            logits[k, tb:floor] = -float("inf")
-    if tokens.shape[1] == sample_begin:
+    seq = tokens[:, sample_begin:]  # (N, L) sampled so far
+    if seq.shape[1] == 0:
         logits[:, :tb] = -float("inf")  # the text starts with a timestamp
         if max_initial is not None:
             logits[:, tb + max_initial + 1 :] = -float("inf")
-    logprobs = F.log_softmax(logits.float(), dim=-1)
-    ts_mass = logprobs[:, tb:].logsumexp(dim=-1)  # (B,)
-    text_best = logprobs[:, :tb].max(dim=-1).values
-    logits[ts_mass > text_best, :tb] = -float("inf")
+    else:
+        is_ts = seq >= tb  # (N, L)
+        last_ts = is_ts[:, -1]
+        penultimate_ts = is_ts[:, -2] if seq.shape[1] >= 2 else torch.ones_like(last_ts)
+        opening = last_ts & ~penultimate_ts  # a timestamp after text ends it: another timestamp or the end
+        _mask_rows(logits[:, tb:], last_ts & penultimate_ts)  # a pair was just closed (or it is the first): text
+        _mask_rows(logits[:, : tok.eot], opening)
+        # Never backwards; after a closing timestamp the next segment starts strictly later.
+        where = torch.arange(seq.shape[1], device=seq.device).expand_as(seq)
+        last_at = torch.where(is_ts, where, -1).max(dim=1).values  # (N,) position of the latest timestamp
+        latest = seq.gather(1, last_at.clamp_min(0)[:, None])[:, 0] - tb  # (N,) in 20 ms steps
+        floor = torch.where(last_at >= 0, latest + (~opening).long(), 0)  # first timestamp step allowed
+        steps = torch.arange(logits.shape[1] - tb, device=logits.device)
+        logits[:, tb:].masked_fill_(steps[None] < floor[:, None], -float("inf"))
+    # Timestamps' total probability against the best text token's: log-softmax shifts both by the same
+    # normaliser, so the logits compare as the log-probabilities do.
+    ts_mass = logits[:, tb:].float().logsumexp(dim=-1)  # (N,)
+    text_best = logits[:, :tb].float().amax(dim=-1)
+    _mask_rows(logits[:, :tb], ts_mass > text_best)
+
+
+def _mask_rows(logits: torch.Tensor, rows: torch.Tensor) -> None:
+    """``logits[rows] = -inf`` for a boolean ``rows``, writing only the rows it selects (a masked fill of a whole
+    vocabulary slice costs more than the rest of the rules together)."""
+    if bool(rows.any()):
+        logits[rows] = -float("inf")
 
 
 def suppress_token_list(opts: DecodingOptions, tok: WhisperTokenizer) -> list[int]:
@@ -221,7 +234,8 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
     suppress = torch.tensor(suppress_token_list(opts, tok), device=device)
     end_not_before = None
     if opts.end_not_before is not None and not opts.without_timestamps:
-        end_not_before = [None if t is None else round(t / 0.02) for t in opts.end_not_before for _ in range(n_group)]
+        steps = [-1 if t is None else round(t / 0.02) for t in opts.end_not_before for _ in range(n_group)]
+        end_not_before = torch.tensor(steps, device=device) if max(steps) >= 0 else None
 
     def filter_logits(logits: torch.Tensor, tokens: torch.Tensor) -> None:
         if opts.suppress_blank:
@@ -300,7 +314,6 @@ def _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sa
     N = tokens.shape[0]
     gen = torch.Generator(device=tokens.device).manual_seed(opts.seed) if opts.temperature > 0 else None
     sum_logprobs = torch.zeros(N, device=tokens.device)
-    out = [tokens]
     finished = torch.zeros(N, dtype=torch.bool, device=tokens.device)
     current = tokens
     for step in range(sample_len):
@@ -320,50 +333,50 @@ def _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sa
         current = torch.cat([current, next_tok[:, None]], dim=1)
         if bool(finished.all()) or cache.length + 1 >= cache.max_len:
             break
-    del out
     return current.tolist(), sum_logprobs.tolist()
 
 
 def _beam_search(model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len):
     """Beam search over ``beam`` hypotheses per window; a window is done after ``round(beam * patience)`` of its
-    hypotheses have ended. Returns, per window, a list of (tokens, sum of log-probs)."""
+    hypotheses have ended. Returns, per window, a list of (tokens, sum of log-probs).
+
+    The same search as openai-whisper's ``BeamSearchDecoder``: each step, every live hypothesis proposes its
+    ``beam + 1`` most likely next tokens and the ``beam`` best-scoring continuations that do not end live on. All
+    hypotheses start identical, so the first step expands only the first of each window; from then on live
+    hypotheses are distinct, a continuation is named by (parent row, token), and a sequence is spelled out only
+    when it ends."""
     N = tokens.shape[0]
     B = N // beam
     max_finished = round(beam * opts.patience)
     sum_logprobs = [0.0] * N
     finished: list[dict[tuple, float]] = [{} for _ in range(B)]
-    seqs = tokens.tolist()
     for step in range(sample_len):
         if step > 0:
             logits = model.logits(tokens[:, -1:], features, cache, positions=[-1])[:, -1]
         filter_logits(logits, tokens)
-        logprobs = F.log_softmax(logits.float(), dim=-1)
-        top_lp, top_tok = logprobs.topk(beam + 1, dim=-1)  # (N, beam + 1)
+        top_lp, top_tok = F.log_softmax(logits.float(), dim=-1).topk(beam + 1, dim=-1)  # (N, beam + 1)
         top_lp, top_tok = top_lp.tolist(), top_tok.tolist()
-        next_seqs, next_lp, sources = [], [], []
+        sources, next_tok, next_lp = [], [], []
         for b in range(B):
-            scores, origin = {}, {}
-            for j in range(b * beam, (b + 1) * beam):
-                for lp, t in zip(top_lp[j], top_tok[j]):
-                    seq = (*seqs[j], t)
-                    scores[seq] = sum_logprobs[j] + lp
-                    origin[seq] = j
+            parents = [b * beam] if step == 0 else range(b * beam, (b + 1) * beam)
+            candidates = [(sum_logprobs[j] + lp, j, t) for j in parents for lp, t in zip(top_lp[j], top_tok[j])]
             kept = 0
-            for seq in sorted(scores, key=scores.get, reverse=True):
-                if seq[-1] == tok.eot:
+            for score, j, t in sorted(candidates, key=lambda c: c[0], reverse=True):  # stable: ties keep order
+                if t == tok.eot:
                     if len(finished[b]) < max_finished:
-                        finished[b].setdefault(seq, scores[seq])
+                        finished[b].setdefault((*tokens[j].tolist(), t), score)
                 else:
-                    next_seqs.append(seq)
-                    next_lp.append(scores[seq])
-                    sources.append(origin[seq])
+                    # At the first step every row holds the same tokens and cache: each keeps its own.
+                    sources.append(b * beam + kept if step == 0 else j)
+                    next_tok.append(t)
+                    next_lp.append(score)
                     kept += 1
                     if kept == beam:
                         break
         index = torch.tensor(sources, device=tokens.device)
         cache.reorder(index)
-        seqs, sum_logprobs = [list(s) for s in next_seqs], next_lp
-        tokens = torch.tensor(seqs, dtype=torch.long, device=tokens.device)
+        sum_logprobs = next_lp
+        tokens = torch.cat([tokens[index], torch.tensor(next_tok, device=tokens.device)[:, None]], dim=1)
         if all(len(f) >= max_finished for f in finished) or cache.length + 1 >= cache.max_len:
             break
     out = []
@@ -371,7 +384,7 @@ def _beam_search(model, features, cache, tokens, logits, filter_logits, tok, opt
         cands = dict(finished[b])
         if len(cands) < beam:  # the search ran out of steps: keep the live hypotheses too
             for j in range(b * beam, (b + 1) * beam):
-                cands.setdefault((*seqs[j], tok.eot), sum_logprobs[j])
+                cands.setdefault((*tokens[j].tolist(), tok.eot), sum_logprobs[j])
                 if len(cands) >= beam:
                     break
         out.append([(list(s), lp) for s, lp in cands.items()])

@@ -108,13 +108,14 @@ class KVCache:
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep hypotheses ``index`` (beam search picks which survive). The index must keep each hypothesis
-        within its window's group of rows, so the audio keys/values need no reordering; only the filled
-        positions of the self-attention cache are copied, and nothing when the order is unchanged."""
-        if torch.equal(index, torch.arange(index.numel(), device=index.device)):
+        within its window's group of rows, so the audio keys/values need no reordering; only the rows that change
+        are copied, and only their filled positions of the self-attention cache."""
+        changed = (index != torch.arange(index.numel(), device=index.device)).nonzero()[:, 0]
+        if changed.numel() == 0:
             return
-        n = self.length
+        source, n = index[changed], self.length
         for t in self.self_k + self.self_v:
-            t[:, :, :n] = t[index, :, :n]
+            t[changed, :, :n] = t[source, :, :n]  # the right side is a copy: rows may swap
 
 
 class MultiHeadAttention(nn.Module):
