@@ -302,12 +302,16 @@ def main() -> None:
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         print(json.dumps({"wall": wall, "cpu": cpu, "text": text, "segments": segs}))
         return
+    from common import cpu_model
+
     ref = reference_words(truth)
     duration = len(audio) / 16000
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
     results = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores {args.machine_note}, "
-                   f"torch threads {args.threads}, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores {args.machine_note}, torch threads {args.threads}, "
+                   f"torch {torch.__version__}, CPU {cpu_model()}, genlab at commit {commit}",
         "audio": {"seconds": round(duration, 2), "utterances": len(truth),
                   "source": "pocketsphinx-testdata LibriVox x5 + jfk.flac, cycled with 2-5 s gaps (seed 0)"},
         "truth": truth, "runs": {},
@@ -316,6 +320,11 @@ def main() -> None:
         old = json.loads(out.read_text())
         if old.get("audio", {}).get("seconds") == results["audio"]["seconds"] and "cpu_seconds" in str(old):
             results["runs"] = old.get("runs", {})
+            # The file holds the runs of every invocation that wrote into it: keep them all on record, in order.
+            if old.get("command") and old["command"] != results["command"]:
+                results["command"] = f"{old['command']} && {results['command']}"
+            if old.get("machine") and old["machine"] != results["machine"]:
+                results["machine"] = f"{old['machine']}; then {args.systems}: {results['machine']}"
     names = args.systems.split(",")
     beams = [int(b) for b in args.beams.split(",")]
     wanted = {n: (args.slow_repeats or args.repeats) if n in SLOW else args.repeats for n in names}
@@ -370,7 +379,8 @@ def _ratios(results) -> None:
     ratios = {}
     pairs = [("genlab-fp32", "faster-whisper-fp32"), ("genlab-int8", "faster-whisper-int8"),
              ("genlab-bf16", "faster-whisper-fp32"), ("genlab-fp32", "openai-whisper"),
-             ("genlab-fp32", "hf-transformers"), ("genlab-fp32-batch8", "faster-whisper-fp32-batch8")]
+             ("genlab-fp32", "hf-transformers"), ("genlab-fp32-batch8", "faster-whisper-fp32-batch8"),
+             ("genlab-fp32-batch8", "openai-whisper")]  # openai-whisper has no batched mode: its one is sequential
     for beam in (1, 5):
         for ours, peer in pairs:
             a, b = r.get(f"{ours}/beam{beam}", {}), r.get(f"{peer}/beam{beam}", {})
