@@ -4,9 +4,9 @@ repacked into oneDNN's blocked layout; then whole decoding steps of Whisper base
 decode on three real 30 s windows): genlab's flat one-token path (``KVCache.step_plan``) against the module forward
 on the same weight copies.
 
-    python benchmarks/decoder_linear.py [--threads 2] [--repeats 5] [--int8]
+    python benchmarks/decoder_linear.py [--threads 2] [--repeats 5] [--int8] [--suffix NAME]
 
-Writes ``results/decoder_linear[_<N>threads][_int8].json``.
+Writes ``results/decoder_linear[_<N>threads][_int8][_NAME].json``.
 
 Layer timings cycle through a decoder's worth of Whisper-base-shaped weights (88 MB, more than most caches), as a
 decoding step does. The decode part needs the Whisper base packages and the LibriVox test data; it is skipped
@@ -125,6 +125,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--int8", action="store_true", help="decode with the int8 model (its own kernels for the products)")
+    ap.add_argument("--suffix", default="", help="appended to the result's name (another machine's file, say)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not packing.ONEDNN:
@@ -133,6 +134,7 @@ def main() -> None:
               "note": "Whisper base shapes (d=512, 6 decoder layers, 51865 tokens), medians; layers fp32; "
                       f"decode {'int8' if args.int8 else 'fp32'}"}
     name = "decoder_linear" + ("" if args.threads == 1 else f"_{args.threads}threads") + ("_int8" if args.int8 else "")
+    name += f"_{args.suffix}" if args.suffix else ""
     print(write_result(name, result).read_text())
 
 
