@@ -152,6 +152,30 @@ def test_a_packed_utterance_whose_text_stops_early_is_decoded_again(base, monkey
 
 
 @needs_base
+def test_a_packed_window_whose_pieces_were_all_heard_is_done(base, monkeypatch):
+    """The decoder may close its last segment, open another a moment before the window ends, and stop
+    (int8 greedy on an AMD EPYC: ... <|29.56|><|29.56|><|endoftext|> in a 29.80 s window). Every piece was heard
+    to its end, so nothing of the window is decoded again: the 0.24 s sliver after that timestamp, decoded
+    alone, had Whisper repeat the whole last utterance into it."""
+    import genlab.asr.transcribe as T
+    from genlab.asr.decoding import DecodingResult
+
+    tok = base.tokenizer.with_options(language="en", task="transcribe")
+    first, second = tok.encode(" he might have been made still"), tok.encode(" He might even")
+    ts = lambda s: tok.timestamp_begin + round(s / 0.02)  # noqa: E731
+    tokens = [ts(1.0), *first, ts(7.8), ts(8.5), *second, ts(10.6), ts(10.6)]  # ends on an opening timestamp
+    result = DecodingResult(tokens=tokens, text="", language="en", temperature=0.0)
+    win = T._Window([(1000, 1800), (2500, 2800)])  # 8 s and 3 s of the file: the window ends at 11.0 s
+    segments, next_frame = T._split_segments(result, tok, 0, win.frames, 0.0)
+    assert next_frame == 1060  # Whisper's own seeking: from the last timestamp, 0.4 s before the end
+    times = np.concatenate([np.linspace(1.0, 7.7, len(first) + 1), np.linspace(8.6, 10.8, len(second))])
+    monkeypatch.setattr(T, "_token_times", lambda *args, **kw: times)
+    kept, seek, one_piece = T._split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    assert [s.text.strip() for s in kept] == ["he might have been made still", "He might even"]
+    assert seek == win.frames and not one_piece
+
+
+@needs_base
 def test_int8_and_bf16_transcribe_jfk():
     from genlab.asr import load
 
