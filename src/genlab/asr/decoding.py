@@ -147,8 +147,9 @@ def apply_timestamp_rules(
 def _mask_rows(logits: torch.Tensor, rows: torch.Tensor) -> None:
     """``logits[rows] = -inf`` for a boolean ``rows``, writing only the rows it selects (a masked fill of a whole
     vocabulary slice costs more than the rest of the rules together)."""
-    if bool(rows.any()):
-        logits[rows] = -float("inf")
+    picked = rows.nonzero()[:, 0]
+    if picked.numel():
+        logits.index_fill_(0, picked, -float("inf"))  # (a boolean index would fill through a mask of every row)
 
 
 def suppress_token_list(opts: DecodingOptions, tok: WhisperTokenizer) -> list[int]:
