@@ -131,8 +131,8 @@ def apply_timestamp_rules(
         _mask_rows(logits[:, tb:], last_ts & penultimate_ts)  # a pair was just closed (or it is the first): text
         _mask_rows(logits[:, : tok.eot], opening)
         # Never backwards; after a closing timestamp the next segment starts strictly later.
-        where = torch.arange(seq.shape[1], device=seq.device).expand_as(seq)
-        last_at = torch.where(is_ts, where, -1).max(dim=1).values  # (N,) position of the latest timestamp
+        positions = torch.arange(seq.shape[1], device=seq.device).expand_as(seq)
+        last_at = torch.where(is_ts, positions, -1).max(dim=1).values  # (N,) position of the latest timestamp
         latest = seq.gather(1, last_at.clamp_min(0)[:, None])[:, 0] - tb  # (N,) in 20 ms steps
         floor = torch.where(last_at >= 0, latest + (~opening).long(), 0)  # first timestamp step allowed
         steps = torch.arange(logits.shape[1] - tb, device=logits.device)
@@ -145,11 +145,11 @@ def apply_timestamp_rules(
 
 
 def _mask_rows(logits: torch.Tensor, rows: torch.Tensor) -> None:
-    """``logits[rows] = -inf`` for a boolean ``rows``, writing only the rows it selects (a masked fill of a whole
-    vocabulary slice costs more than the rest of the rules together)."""
+    """``logits[rows] = -inf`` for a boolean ``rows``, writing only the rows it selects: a boolean index or a
+    masked fill goes through every row of the vocabulary slice, which cost more than the rest of the rules."""
     picked = rows.nonzero()[:, 0]
     if picked.numel():
-        logits.index_fill_(0, picked, -float("inf"))  # (a boolean index would fill through a mask of every row)
+        logits.index_fill_(0, picked, -float("inf"))
 
 
 def suppress_token_list(opts: DecodingOptions, tok: WhisperTokenizer) -> list[int]:
