@@ -70,6 +70,33 @@ def test_packed_windows_keep_timestamps_and_gaps(base, long_file):
 
 
 @needs_base
+def test_beam_search_decodes_every_packed_utterance_in_its_own_window(base, long_file):
+    """Beam 5 used to end a packed window after its second-to-last utterance, so the last one was encoded again
+    with the next window (4 encoder passes on this file instead of 3). No window is encoded twice now."""
+    from genlab.asr.transcribe import _speech_groups, _Todo
+    from genlab.asr.vad import speech_regions
+
+    audio, truth = long_file
+    audio = np.concatenate([audio, audio])  # 8 utterances
+    packed = _Todo(_speech_groups(speech_regions(audio)), len(audio) // 160).plan(100)
+    calls = []
+    encode = base._encode
+    base._encode = lambda mel: calls.append(1) or encode(mel)
+    try:
+        result = base.transcribe(audio, language="en", beam_size=5, vad=True)
+    finally:
+        base._encode = encode
+    assert len(calls) == len(packed) < 2 * len(truth), [w.pieces for w in packed]
+    shift = len(audio) / 2 / 16000
+    for a, b in truth + [(a + shift, b + shift) for a, b in truth]:
+        assert min(abs(a - s.start) for s in result.segments) <= 0.5, (a, [s.start for s in result.segments])
+        assert min(abs(b - s.end) for s in result.segments) <= 0.5, (b, [s.end for s in result.segments])
+    refs = [ref for _, ref in _librivox()[:3]] + ([JFK_TEXT] if JFK.exists() else [])
+    ref = _words(" ".join(refs * 2))
+    assert edit_distance(ref, _words(result.text)) / len(ref) < 0.05, result.text
+
+
+@needs_base
 def test_windows_decoded_together_keep_timestamps_gaps_and_order(base, long_file):
     """batch_size > 1: the packed windows go through the decoder together and what they leave undecoded is
     packed again; the segments still come out in time order, at the utterances, never in the pauses."""

@@ -290,12 +290,11 @@ def transcribe(
         prompt = all_tokens[prompt_reset_since:] if len(wins) == 1 and len(wins[0].pieces) == 1 else None
         # The decoder tends to stop after the second-to-last of the utterances packed in a window (on the 5-minute
         # benchmark file, every one of 10 such windows did; each skipped utterance went to the next window: 11
-        # windows for 32 utterances). Greedy, a packed window may not end before its timestamps reach the last
-        # second of its last utterance (8 windows). Not in beam search: there the forced hypotheses repeated
-        # earlier utterances (WER 0.010 -> 0.054 on that file), so a skipped utterance goes to the next window.
-        greedy = (base.beam_size or 1) == 1
+        # windows for 32 utterances), and before the last phrase of a lone one. Where a window ends with the end of
+        # speech the gate heard, it may not end before its timestamps reach the last second of that speech (8
+        # windows, greedy and beam 5). A window cut at 30 s out of a longer utterance seeks as usual.
         end_not_before = tuple(
-            (w.bounds()[-1][1] - LEAD_FRAMES) / FRAMES_PER_SECOND if greedy and len(w.pieces) > 1 else None
+            (w.bounds()[-1][1] - LEAD_FRAMES) / FRAMES_PER_SECOND if todo is not None and w.cut_from is None else None
             for w in wins
         )
         first = replace(base, prompt=prompt or None, end_not_before=end_not_before)
