@@ -92,6 +92,38 @@ def test_greedy_tokens_identical_to_faster_whisper_fp32(base, tmp_path):
 
 
 @needs_base
+def test_word_timestamps_equal_openai_whispers_on_real_speech(base):
+    """Word timing (alignment heads, DTW) against openai-whisper's ``word_timestamps=True`` on the same weights:
+    the same words with the same times and probabilities on jfk.flac and every LibriVox utterance. (genlab once
+    standardised the attention per token instead of per frame: times up to 0.48 s apart.)"""
+    whisper = pytest.importorskip("whisper")
+    from whisper.model import ModelDimensions, Whisper
+
+    from genlab.asr.api import read_named_or_path
+    from genlab.data.audio import load_audio
+    from genlab.interop.whisper import to_openai
+
+    paths = ([JFK] if JFK.exists() else []) + [p for p, _ in _librivox()]
+    if not paths:
+        pytest.skip("no real speech present")
+    ck = to_openai(read_named_or_path("base"))
+    ref = Whisper(ModelDimensions(**ck["dims"]))
+    ref.load_state_dict({k: v.float() for k, v in ck["model_state_dict"].items()})
+    ref.register_buffer("alignment_heads", base.model.alignment_heads.to_sparse(), persistent=False)
+    ref.eval()
+    for path in paths:
+        audio = load_audio(path)
+        want = whisper.transcribe(ref, audio, language="en", temperature=0.0, word_timestamps=True, fp16=False)
+        got = base.transcribe(audio, language="en", beam_size=1, temperature=0.0, word_timestamps=True)
+        want_words = [w for s in want["segments"] for w in s["words"]]
+        got_words = [w for s in got.segments for w in s.words]
+        assert [w.word for w in got_words] == [w["word"] for w in want_words], path.name
+        for g, w in zip(got_words, want_words):
+            assert abs(g.start - w["start"]) < 1e-6 and abs(g.end - w["end"]) < 1e-6, (path.name, g, w)
+            assert abs(g.probability - w["probability"]) < 1e-3, (path.name, g, w)
+
+
+@needs_base
 def test_logits_match_openai_whisper_on_base(base):
     whisper_model = pytest.importorskip("whisper.model")
     from genlab.asr.api import read_named_or_path

@@ -595,27 +595,36 @@ def _split_segments(
 
 def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Monotonic alignment of text tokens (rows) to audio frames (columns) minimising the summed ``cost``
-    (Sakoe & Chiba 1978); returns the (text_index, time_index) path. The accumulated cost is filled one
-    anti-diagonal at a time (every cell on it depends only on the two before), so numpy does the inner loop."""
+    (Sakoe & Chiba 1978); returns the (text_index, time_index) path, ties going to the diagonal step, then to the
+    step down, as in a cell-by-cell loop (openai-whisper's). The accumulated cost is filled one anti-diagonal at a
+    time (every cell on it depends only on the two before), so numpy does the inner loop; the diagonals are stored
+    as rows (``acc[d, i]`` is cell ``(i, d - i)``), so the three cells each one reads are slices of the two rows
+    before, not gathered. The path is traced back from the accumulated costs themselves, so no table of moves is
+    kept. 100 tokens x 750 frames on an AMD EPYC: 12 ms against 55 ms for gathered diagonals and a table of moves.
+    ``cost`` holds no NaN."""
     N, M = cost.shape
-    acc = np.full((N + 1, M + 1), np.inf)
-    move = np.zeros((N + 1, M + 1), dtype=np.int8)
+    acc = np.full((N + M + 1, N + 1), np.inf)  # one row per anti-diagonal d = i + j of the (N + 1, M + 1) table
+    skewed = np.zeros_like(acc)
+    i, j = np.indices(cost.shape)
+    skewed[i + j + 2, i + 1] = cost  # cell (i + 1, j + 1) costs cost[i, j]
     acc[0, 0] = 0
-    for d in range(2, N + M + 1):  # cells (i, j) with i + j = d, 1 <= i <= N, 1 <= j <= M
-        i = np.arange(max(1, d - M), min(N, d - 1) + 1)
-        j = d - i
-        c0, c1, c2 = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
-        # Ties go to the diagonal, then to the step down (the same order as a cell-by-cell loop).
-        m = np.where((c0 <= c1) & (c0 <= c2), 0, np.where(c1 <= c2, 1, 2))
-        acc[i, j] = cost[i - 1, j - 1] + np.choose(m, [c0, c1, c2])
-        move[i, j] = m
+    for d in range(2, N + M + 1):  # cells (i, d - i) with 1 <= i <= N, 1 <= d - i <= M
+        lo, hi = max(1, d - M), min(N, d - 1) + 1
+        # min of the cells (i-1, j-1), (i-1, j) and (i, j-1)
+        step = np.minimum(acc[d - 1, lo - 1 : hi - 1], acc[d - 1, lo:hi])
+        np.minimum(acc[d - 2, lo - 1 : hi - 1], step, out=step)
+        np.add(skewed[d, lo:hi], step, out=acc[d, lo:hi])
+    table = acc.tolist()  # the trace back reads single cells: Python floats are faster to compare than numpy's
     i, j, path = N, M, []
     while i > 0 or j > 0:
         path.append((i - 1, j - 1))
-        m = move[i, j] if i > 0 and j > 0 else (1 if j == 0 else 2)
-        if m == 0:
+        if i == 0 or j == 0:
+            i, j = (i - 1, j) if j == 0 else (i, j - 1)
+            continue
+        diagonal, down, left = table[i + j - 2][i - 1], table[i + j - 1][i - 1], table[i + j - 1][i]
+        if diagonal <= down and diagonal <= left:
             i, j = i - 1, j - 1
-        elif m == 1:
+        elif down <= left:
             i -= 1
         else:
             j -= 1
@@ -657,8 +666,12 @@ def _token_times(
         probs_out.extend(probs[torch.arange(len(text_tokens)), torch.tensor(text_tokens)].tolist())
     heads = model.alignment_heads.nonzero().tolist()
     w = torch.stack([weights[layer][0, head] for layer, head in heads])  # (n_heads, T, 1500)
+    # As openai-whisper's find_alignment: the softmax over the window's frames only (renormalising the slice of
+    # one over all 1500 is the same), then each frame standardised over the tokens.
     w = w[:, :, : num_frames // 2].float()
-    w = (w - w.mean(dim=-1, keepdim=True)) / w.std(dim=-1, keepdim=True).clamp_min(1e-9)  # per token
+    w = w / w.sum(dim=-1, keepdim=True)
+    std, mean = torch.std_mean(w, dim=-2, keepdim=True, unbiased=False)
+    w = (w - mean) / std.clamp_min(1e-9)
     w = _median_filter(w, medfilt_width)
     matrix = w.mean(dim=0)[len(tok.sot_sequence) : -1]  # (n_text + 1, frames): text tokens and the eot
     text_idx, time_idx = dtw(-matrix.double().cpu().numpy())
