@@ -43,18 +43,23 @@ def long_file():
     return np.concatenate(parts), truth
 
 
-@needs_base
-def test_packed_windows_keep_timestamps_and_gaps(base, long_file):
-    audio, truth = long_file
+def _transcribe_counting_passes(base, audio, **options):
+    """``base.transcribe(audio, language="en", vad=True, **options)`` and how many windows it encoded."""
     calls = []
     encode = base._encode
     base._encode = lambda mel: calls.append(1) or encode(mel)
     try:
-        result = base.transcribe(audio, language="en", beam_size=1, vad=True)
+        return base.transcribe(audio, language="en", vad=True, **options), len(calls)
     finally:
         base._encode = encode
+
+
+@needs_base
+def test_packed_windows_keep_timestamps_and_gaps(base, long_file):
+    audio, truth = long_file
+    result, passes = _transcribe_counting_passes(base, audio, beam_size=1)
     # Everything fits one 30 s window: one encoder pass (plus none for the language, which is given).
-    assert len(calls) < len(truth), len(calls)
+    assert passes < len(truth), passes
     starts = [s.start for s in result.segments]
     ends = [s.end for s in result.segments]
     for a, b in truth:
@@ -79,14 +84,8 @@ def test_beam_search_decodes_every_packed_utterance_in_its_own_window(base, long
     audio, truth = long_file
     audio = np.concatenate([audio, audio])  # 8 utterances
     packed = _Todo(_speech_groups(speech_regions(audio)), len(audio) // 160).plan(100)
-    calls = []
-    encode = base._encode
-    base._encode = lambda mel: calls.append(1) or encode(mel)
-    try:
-        result = base.transcribe(audio, language="en", beam_size=5, vad=True)
-    finally:
-        base._encode = encode
-    assert len(calls) == len(packed) < 2 * len(truth), [w.pieces for w in packed]
+    result, passes = _transcribe_counting_passes(base, audio, beam_size=5)
+    assert passes == len(packed) < 2 * len(truth), [w.pieces for w in packed]
     shift = len(audio) / 2 / 16000
     for a, b in truth + [(a + shift, b + shift) for a, b in truth]:
         assert min(abs(a - s.start) for s in result.segments) <= 0.5, (a, [s.start for s in result.segments])
