@@ -596,7 +596,8 @@ def _split_segments(
 def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Monotonic alignment of text tokens (rows) to audio frames (columns) minimising the summed ``cost``
     (Sakoe & Chiba 1978); returns the (text_index, time_index) path, ties going to the diagonal step, then to the
-    step down, as in a cell-by-cell loop (openai-whisper's). The accumulated cost is filled one anti-diagonal at a
+    step down. (openai-whisper's loop accumulates in float32 and sends ties to the left; real attention costs have
+    no ties, and the word times equal its own.) The accumulated cost is filled one anti-diagonal at a
     time (every cell on it depends only on the two before), so numpy does the inner loop; the diagonals are stored
     as rows (``acc[d, i]`` is cell ``(i, d - i)``), so the three cells each one reads are slices of the two rows
     before, not gathered. The path is traced back from the accumulated costs themselves, so no table of moves is
