@@ -268,3 +268,72 @@ def test_a_packed_window_may_not_end_before_its_last_utterance():
     suppress_early_end(logits, tokens, len(prompt), tok, torch.tensor([200, 200, 200, -1]))
     # Row 0 reached 2.00 s of 4.00 s, row 2 has no timestamp yet: no end. Row 1 is past it; row 3 has no rule.
     assert logits[:, tok.eot].tolist() == [float("-inf"), 0.0, float("-inf"), 0.0]
+
+
+@needs_base
+def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_file):
+    """Greedy, one window at a time: the next planned window is encoded on a second thread while the current one
+    decodes. The segments are the same as with everything on one thread, and the caller's thread count is back
+    after the call."""
+    import threading
+
+    audio, _ = long_file
+    audio = np.concatenate([audio, audio])  # 8 utterances in 3 windows
+    threads = []
+    encode = base._encode
+    base._encode = lambda mel: threads.append(threading.current_thread().name) or encode(mel)
+    try:
+        torch.set_num_threads(2)
+        alone = base.transcribe(audio, language="en", vad=True, encode_ahead=False)
+        on_one = list(threads)
+        threads.clear()
+        ahead = base.transcribe(audio, language="en", vad=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        base._encode = encode
+    main = threading.current_thread().name
+    assert set(on_one) == {main} and len(on_one) == 3, on_one
+    # The first window is encoded before there is anything to decode; the two after it on the second thread.
+    assert threads[0] == main and len(threads) == 3 and all(t.startswith("genlab-encode") for t in threads[1:])
+    assert [(s.start, s.end, s.text) for s in ahead.segments] == [(s.start, s.end, s.text) for s in alone.segments]
+
+
+def test_windows_encoded_ahead_are_used_only_for_the_windows_they_were_planned_as():
+    """_EncodeAhead on its own: a guess is taken only for the same windows, an error on the second thread reaches
+    the caller if the guess is used, one thread decodes while a guess is in flight and the caller's thread count
+    comes back after."""
+    import threading
+
+    from genlab.asr.transcribe import _EncodeAhead, _Window
+
+    def encode(wins):
+        if wins[0].pieces == [(0, 1)]:
+            raise ValueError("corrupt window")
+        return threading.current_thread().name, torch.get_num_threads(), wins
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        w1, w2 = [_Window([(10, 20)])], [_Window([(10, 20), (30, 40)])]
+        with _EncodeAhead(encode, 3) as ahead:
+            assert ahead.take(w1) is None  # nothing in flight
+            ahead.start(w1)
+            assert torch.get_num_threads() == 1
+            name, worker_threads, wins = ahead.take([_Window([(10, 20)])])
+            assert name.startswith("genlab-encode") and worker_threads == 2 and wins == w1
+            assert torch.get_num_threads() == 3
+            ahead.start(w1)
+            ahead.job.result()
+            ahead.poll()  # done: the caller has its threads back before take
+            assert torch.get_num_threads() == 3
+            assert ahead.take(w2) is None  # the plan changed: the guess is thrown away
+            ahead.start([_Window([(0, 1)])])
+            with pytest.raises(ValueError, match="corrupt window"):
+                ahead.take([_Window([(0, 1)])])
+            assert torch.get_num_threads() == 3
+            ahead.start([_Window([(0, 1)])])
+            assert ahead.take(w1) is None  # an error in a guess thrown away goes with it
+            ahead.start(w1)
+        assert torch.get_num_threads() == 3  # left in flight: waited for, and the count restored
+    finally:
+        torch.set_num_threads(n)

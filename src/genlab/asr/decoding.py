@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -187,9 +188,11 @@ def decode(
     options: DecodingOptions = DecodingOptions(),
     audio_features: torch.Tensor | None = None,
     audio_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> list[DecodingResult]:
     """Decode a batch of 30 s windows. ``mel``: ``(B, n_mels, 3000)`` (or pass ``audio_features``, and if already
-    computed their cross-attention keys/values ``audio_kv``, :meth:`Whisper.audio_kv`)."""
+    computed their cross-attention keys/values ``audio_kv``, :meth:`Whisper.audio_kv`). ``on_step`` is called
+    before each token (the long-form loop uses it to take back threads lent to its encoder)."""
     opts = options
     if audio_features is None:
         audio_features = model.embed_audio(mel)  # (B, 1500, d)
@@ -210,7 +213,7 @@ def decode(
         group_opts = opts
         if opts.end_not_before is not None and len(rows) < B:
             group_opts = replace(opts, end_not_before=tuple(opts.end_not_before[i] for i in rows))
-        group = _decode_group(model, audio_features[rows], tok, group_opts, kv)
+        group = _decode_group(model, audio_features[rows], tok, group_opts, kv, on_step)
         for i, r in zip(rows, group):
             r.language = lang
             r.language_probs = language_probs[i] if language_probs else None
@@ -218,7 +221,9 @@ def decode(
     return [r for _, r in sorted(results, key=lambda x: x[0])]
 
 
-def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, opts: DecodingOptions, audio_kv):
+def _decode_group(
+    model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, opts: DecodingOptions, audio_kv, on_step
+):
     n_ctx = model.config.n_text_ctx
     sample_len = opts.sample_len or n_ctx // 2
     initial, sot_index = _prompt_tokens(opts, tok, n_ctx)
@@ -258,10 +263,12 @@ def _decode_group(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer,
     with decode_threads(model, device):
         if beam:
             seqs, sum_lp = _beam_search(
-                model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len
+                model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len, on_step
             )
         else:
-            seqs, sum_lp = _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len)
+            seqs, sum_lp = _sample(
+                model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len, on_step
+            )
 
     results = []
     for b in range(B):
@@ -310,7 +317,7 @@ def _rank_score(logprob: float, length: int, length_penalty: float | None) -> fl
     return logprob / max(penalty, 1e-9)
 
 
-def _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len):
+def _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len, on_step=None):
     """Greedy (temperature 0) or ancestral sampling; all rows run until every one has emitted <|endoftext|>."""
     N = tokens.shape[0]
     gen = torch.Generator(device=tokens.device).manual_seed(opts.seed) if opts.temperature > 0 else None
@@ -319,6 +326,8 @@ def _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sa
     current = tokens
     for step in range(sample_len):
         if step > 0:
+            if on_step is not None:
+                on_step()
             logits = model.logits(current[:, -1:], features, cache, positions=[-1])[:, -1]  # (N, V)
         filter_logits(logits, current)
         logprobs = F.log_softmax(logits.float(), dim=-1)
@@ -337,7 +346,7 @@ def _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sa
     return current.tolist(), sum_logprobs.tolist()
 
 
-def _beam_search(model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len):
+def _beam_search(model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len, on_step=None):
     """Beam search over ``beam`` hypotheses per window; a window is done after ``round(beam * patience)`` of its
     hypotheses have ended. Returns, per window, a list of (tokens, sum of log-probs).
 
@@ -353,6 +362,8 @@ def _beam_search(model, features, cache, tokens, logits, filter_logits, tok, opt
     finished: list[dict[tuple, float]] = [{} for _ in range(B)]
     for step in range(sample_len):
         if step > 0:
+            if on_step is not None:
+                on_step()
             logits = model.logits(tokens[:, -1:], features, cache, positions=[-1])[:, -1]
         filter_logits(logits, tokens)
         top_lp, top_tok = F.log_softmax(logits.float(), dim=-1).topk(beam + 1, dim=-1)  # (N, beam + 1)

@@ -12,9 +12,11 @@ the decoder away from stretches without speech, so that silence, noise and music
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -83,6 +85,9 @@ class TranscribeOptions:
     # text, so the words can differ (measured in benchmarks/results/asr_speed.json). 1 (the default, as in
     # faster-whisper, whose batched pipeline is opt-in too) decodes one window at a time.
     batch_size: int = 1
+    # With a gate, the next planned windows are encoded on a second thread while the current ones decode (CPU,
+    # two or more threads): see _EncodeAhead. False runs everything on the calling thread, one step after another.
+    encode_ahead: bool = True
     prepend_punctuations: str = "\"'“¿([{-"
     append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
 
@@ -153,22 +158,22 @@ def long_log_mel(audio: np.ndarray, n_mels: int, chunk_seconds: int = 60) -> tor
 
 def decode_with_fallback(
     model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, base: DecodingOptions, opts: TranscribeOptions,
-    audio_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    audio_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None, on_step: Callable[[], None] | None = None,
 ) -> list[tuple[DecodingResult, bool]]:
     """Decode each window of ``features`` ``(B, S, d)`` at each temperature in turn until its result passes the
     checks. Returns (result, accepted) per window; when every temperature fails, the result with the best average
     log-prob among those that do not loop is kept. The first temperature decodes the windows together; a window
     that falls back is decoded alone, so that its samples do not depend on the other windows. ``audio_kv``: the
-    windows' cross-attention keys/values, if computed (:meth:`Whisper.audio_kv`)."""
+    windows' cross-attention keys/values, if computed (:meth:`Whisper.audio_kv`). ``on_step``: see :func:`decode`."""
     out = []
-    for b, first in enumerate(_decode_at(model, features, tok, base, opts.temperature[0], audio_kv)):
+    for b, first in enumerate(_decode_at(model, features, tok, base, opts.temperature[0], audio_kv, on_step)):
         tried = [first]
         for t in opts.temperature[1:]:
             if _passes(tried[-1], opts):
                 break
             # Alone, and free to end anywhere (no packed-window end rule, see transcribe): its text may be silence.
             alone = replace(base, end_not_before=None)
-            tried.append(_decode_at(model, features[b : b + 1], tok, alone, t, _rows(audio_kv, b))[0])
+            tried.append(_decode_at(model, features[b : b + 1], tok, alone, t, _rows(audio_kv, b), on_step)[0])
         if _passes(tried[-1], opts):
             out.append((tried[-1], True))
             continue
@@ -179,10 +184,10 @@ def decode_with_fallback(
 
 
 def _decode_at(model: Whisper, features: torch.Tensor, tok: WhisperTokenizer, base: DecodingOptions, t: float,
-               audio_kv=None):
+               audio_kv=None, on_step=None):
     o = replace(base, temperature=t, beam_size=base.beam_size if t == 0 else None,
                 best_of=base.best_of if t > 0 else None)
-    return decode(model, None, tok, o, audio_features=features, audio_kv=audio_kv)
+    return decode(model, None, tok, o, audio_features=features, audio_kv=audio_kv, on_step=on_step)
 
 
 def _rows(audio_kv: list[tuple[torch.Tensor, torch.Tensor]] | None, b: int):
@@ -274,52 +279,71 @@ def transcribe(
     todo = _Todo(_speech_groups(speech), content_frames) if speech is not None else None
     seek = 0
 
-    while True:
-        if todo is None:
-            if seek >= content_frames:
-                break
-            wins = [_Window([(seek, seek + min(N_FRAMES, content_frames - seek))])]
-        else:
-            wins = todo.plan(options.batch_size)
-            if not wins:  # no speech left
-                break
-        features = torch.cat([encode(fit(w.gather(mel))[None].to(device, dtype)) for w in wins])
-        # A window decoded alone is conditioned on the text before it, unless it packs several utterances: then
-        # the decoder tends to copy the prompt instead of hearing the first one (seen on the 5-minute LibriVox
-        # benchmark file). Windows decoded together are not: the text before them is not decoded yet.
-        prompt = all_tokens[prompt_reset_since:] if len(wins) == 1 and len(wins[0].pieces) == 1 else None
-        # The decoder tends to stop after the second-to-last of the utterances packed in a window (on the 5-minute
-        # benchmark file, every one of 10 such windows did; each skipped utterance went to the next window: 11
-        # windows for 32 utterances), and before the last phrase of a lone one. Where a window ends with the end of
-        # speech the gate heard, it may not end before its timestamps reach the last second of that speech (8
-        # windows, greedy and beam 5). A window cut at 30 s out of a longer utterance seeks as usual.
-        end_not_before = tuple(
-            (w.bounds()[-1][1] - LEAD_FRAMES) / FRAMES_PER_SECOND if todo is not None and w.cut_from is None else None
-            for w in wins
-        )
-        first = replace(base, prompt=prompt or None, end_not_before=end_not_before)
-        audio_kv = model.audio_kv(features)  # shared by the decoding, its fallbacks and the alignment
-        decoded = decode_with_fallback(model, features, tok, first, options, audio_kv)
-        for i, (win, (result, accepted)) in enumerate(zip(wins, decoded)):
-            new, seek, alone = _window_segments(
-                model, tok, result, features[i : i + 1], win, options, speech, _rows(audio_kv, i)
+    def encode_windows(wins: list[_Window]) -> torch.Tensor:
+        return torch.cat([encode(fit(w.gather(mel))[None].to(device, dtype)) for w in wins])
+
+    threads = torch.get_num_threads()
+    ahead = None
+    if todo is not None and options.encode_ahead and threads > 1 and _decodes_one_row_fp32(model, decode_options,
+                                                                                            options):
+        ahead = _EncodeAhead(encode_windows, threads)
+
+    with ahead or contextlib.nullcontext():
+        while True:
+            if todo is None:
+                if seek >= content_frames:
+                    break
+                wins = [_Window([(seek, seek + min(N_FRAMES, content_frames - seek))])]
+            else:
+                wins = todo.plan(options.batch_size)
+                if not wins:  # no speech left
+                    break
+            features = ahead.take(wins) if ahead is not None else None
+            if features is None:
+                features = encode_windows(wins)
+            audio_kv = model.audio_kv(features)  # shared by the decoding, its fallbacks and the alignment
+            if ahead is not None and all(w.cut_from is None for w in wins):
+                # Where a window ends inside an utterance the next one starts where its text stops: nothing to guess.
+                ahead.start(todo.peek(options.batch_size))
+            # A window decoded alone is conditioned on the text before it, unless it packs several utterances: then
+            # the decoder tends to copy the prompt instead of hearing the first one (seen on the 5-minute LibriVox
+            # benchmark file). Windows decoded together are not: the text before them is not decoded yet.
+            prompt = all_tokens[prompt_reset_since:] if len(wins) == 1 and len(wins[0].pieces) == 1 else None
+            # The decoder tends to stop after the second-to-last of the utterances packed in a window (on the 5-minute
+            # benchmark file, every one of 10 such windows did; each skipped utterance went to the next window: 11
+            # windows for 32 utterances), and before the last phrase of a lone one. Where a window ends with the end of
+            # speech the gate heard, it may not end before its timestamps reach the last second of that speech (8
+            # windows, greedy and beam 5). A window cut at 30 s out of a longer utterance seeks as usual.
+            end_not_before = tuple(
+                (w.bounds()[-1][1] - LEAD_FRAMES) / FRAMES_PER_SECOND if todo is not None and w.cut_from is None
+                else None
+                for w in wins
             )
+            first = replace(base, prompt=prompt or None, end_not_before=end_not_before)
+            poll = ahead.poll if ahead is not None else None
+            decoded = decode_with_fallback(model, features, tok, first, options, audio_kv, poll)
+            if poll is not None:
+                poll()
+            for i, (win, (result, accepted)) in enumerate(zip(wins, decoded)):
+                new, seek, alone = _window_segments(
+                    model, tok, result, features[i : i + 1], win, options, speech, _rows(audio_kv, i)
+                )
+                if todo is not None:
+                    todo.put_back(win, seek, alone)
+                for s in new:
+                    s.end = round(min(s.end, duration), 3)
+                    s.start = round(min(s.start, s.end), 3)
+                    all_tokens.extend(s.tokens)
+                waiting.extend(new)
+                # Do not condition the next window on text that was sampled hot or that failed the checks.
+                if not options.condition_on_previous_text or result.temperature > 0.5 or not accepted:
+                    prompt_reset_since = len(all_tokens)
+            frontier = min(seek, content_frames) if todo is None else todo.frontier()
             if todo is not None:
-                todo.put_back(win, seek, alone)
-            for s in new:
-                s.end = round(min(s.end, duration), 3)
-                s.start = round(min(s.start, s.end), 3)
-                all_tokens.extend(s.tokens)
-            waiting.extend(new)
-            # Do not condition the next window on text that was sampled hot or that failed the checks.
-            if not options.condition_on_previous_text or result.temperature > 0.5 or not accepted:
-                prompt_reset_since = len(all_tokens)
-        frontier = min(seek, content_frames) if todo is None else todo.frontier()
-        if todo is not None:
-            waiting.sort(key=lambda s: s.start)  # windows decoded together may end before earlier speech is done
-        while waiting and (todo is None or waiting[0].start < frontier / FRAMES_PER_SECOND):
-            emit(waiting.pop(0))
-        bar.update(frontier)
+                waiting.sort(key=lambda s: s.start)  # windows decoded together may end before earlier speech is done
+            while waiting and (todo is None or waiting[0].start < frontier / FRAMES_PER_SECOND):
+                emit(waiting.pop(0))
+            bar.update(frontier)
     for s in waiting:
         emit(s)
     bar.update(content_frames)  # the rest had no speech (or was skipped): the file is done
@@ -545,6 +569,88 @@ class _Todo:
     def frontier(self) -> int:
         """The first frame not yet decoded."""
         return self.stretches[0][0] if self.stretches else self.content_frames
+
+    def peek(self, n_windows: int) -> list[_Window]:
+        """The windows :meth:`plan` will give next if the ones taken now leave nothing undecoded."""
+        kept = list(self.stretches)
+        try:
+            return self.plan(n_windows)
+        finally:
+            self.stretches = kept
+
+
+def _decodes_one_row_fp32(model: Whisper, dec: DecodingOptions, opts: TranscribeOptions) -> bool:
+    """Whether each decoding step reads the fp32 decoder weights for a single token on CPU (greedy, one window at
+    a time), the case :class:`_EncodeAhead` speeds up. A step of five rows (beam 5) scales with threads: lending
+    one to the encoder made the 5-minute benchmark file slower (beam 5, 43.1 s against 41.9 s), and int8 gained
+    nothing (26.8 s against 26.3 s; 2 cores of an AMD EPYC)."""
+    fc = model.decoder.blocks[0].mlp[0]
+    return (
+        fc.weight.device.type == "cpu" and type(fc) is torch.nn.Linear and fc.weight.dtype == torch.float32
+        and (dec.beam_size or 1) == 1 and opts.batch_size == 1
+    )
+
+
+class _EncodeAhead:
+    """Encodes the windows planned next on a second thread while the current ones decode.
+
+    A decoding step reads every decoder weight for one token: it is bound by memory, and a second thread speeds it
+    up little (Whisper base on 2 cores of an AMD EPYC, a greedy window of 87 tokens: 2.32 s on one thread, 2.10 s
+    on two). The encoder is a few large products, bound by arithmetic, that share nothing with the decoding. So
+    while a window decodes on one thread, the other threads encode the next window (a decoding of 2.3 s and 3
+    encoder passes of 9.1 s, one thread each, took as long side by side as each alone). The plan is a guess made
+    before the current windows are decoded: if one of them leaves speech undecoded the plan changes and the guess
+    is thrown away. Used as a context manager: it leaves the caller's thread count as it found it."""
+
+    def __init__(self, encode_windows: Callable, threads: int):
+        self.encode_windows = encode_windows
+        self.threads = threads  # the caller's; the second thread gets all but one
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genlab-encode")
+        self.planned: list[_Window] = []
+        self.job = None
+
+    def __enter__(self) -> _EncodeAhead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True)  # a guess in flight finishes; nothing is left running after the call
+        torch.set_num_threads(self.threads)
+
+    def start(self, wins: list[_Window]) -> None:
+        if not wins:
+            return
+        self.planned, self.job = wins, self.pool.submit(self._encode, wins, torch.is_grad_enabled())
+        torch.set_num_threads(1)  # until take(): one thread decodes, the others encode
+
+    def _encode(self, wins: list[_Window], grad: bool):
+        torch.get_num_threads()  # a new thread takes torch's global count on first use: take it before setting
+        torch.set_num_threads(max(1, self.threads - 1))
+        with torch.set_grad_enabled(grad):  # grad mode is per thread
+            return self.encode_windows(wins)
+
+    def poll(self) -> None:
+        """Take the lent threads back once the encoding ahead is done (called between decoding steps: a beam
+        search, five rows a step, decodes faster on two threads than on one)."""
+        if self.job is not None and self.job.done() and torch.get_num_threads() < self.threads:
+            torch.set_num_threads(self.threads)
+
+    def take(self, wins: list[_Window]):
+        """The features of ``wins`` if they are the windows encoded ahead, else None. Waits for a guess in flight
+        either way (the file's mel is computed on demand, by one thread at a time). An error encoding the guess is
+        raised here if the guess is used; a guess thrown away takes its error with it (its windows, if still to
+        come, are encoded again and raise then)."""
+        if self.job is None:
+            return None
+        job, self.job = self.job, None
+        try:
+            features = job.result()
+        except Exception:
+            if wins == self.planned:
+                raise
+            features = None
+        finally:
+            torch.set_num_threads(self.threads)
+        return features if wins == self.planned else None
 
 
 def _overlaps(start: float, end: float, speech: list[tuple[float, float]]) -> bool:
