@@ -583,10 +583,11 @@ def _decodes_one_row_fp32(model: Whisper, dec: DecodingOptions, opts: Transcribe
     """Whether each decoding step reads the fp32 decoder weights for a single token on CPU (greedy, one window at
     a time), the case :class:`_EncodeAhead` speeds up. A step of five rows (beam 5) scales with threads: lending
     one to the encoder made the 5-minute benchmark file slower (beam 5, 43.1 s against 41.9 s), and int8 gained
-    nothing (26.8 s against 26.3 s; 2 cores of an AMD EPYC)."""
+    little (25.7 s against 26.3 s: its encoder on one thread kept the decoder waiting 5.6 s; 2 cores of an AMD
+    EPYC). (int8 layers are not ``nn.Linear``: their ``weight`` is a method.)"""
     fc = model.decoder.blocks[0].mlp[0]
     return (
-        fc.weight.device.type == "cpu" and type(fc) is torch.nn.Linear and fc.weight.dtype == torch.float32
+        type(fc) is torch.nn.Linear and fc.weight.device.type == "cpu" and fc.weight.dtype == torch.float32
         and (dec.beam_size or 1) == 1 and opts.batch_size == 1
     )
 
