@@ -278,8 +278,13 @@ def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_
     after the call."""
     import threading
 
+    from genlab.asr.transcribe import _speech_groups, _Todo
+    from genlab.asr.vad import speech_regions
+
     audio, _ = long_file
-    audio = np.concatenate([audio, audio])  # 8 utterances in 3 windows
+    audio = np.concatenate([audio, audio])  # 6 or 8 utterances (without jfk.flac, with it): 2 or 3 windows
+    windows = len(_Todo(_speech_groups(speech_regions(audio)), len(audio) // 160).plan(100))
+    assert windows >= 2
     threads = []
     encode = base._encode
     base._encode = lambda mel: threads.append(threading.current_thread().name) or encode(mel)
@@ -293,9 +298,10 @@ def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_
     finally:
         base._encode = encode
     main = threading.current_thread().name
-    assert set(on_one) == {main} and len(on_one) == 3, on_one
-    # The first window is encoded before there is anything to decode; the two after it on the second thread.
-    assert threads[0] == main and len(threads) == 3 and all(t.startswith("genlab-encode") for t in threads[1:])
+    assert set(on_one) == {main} and len(on_one) == windows, on_one
+    # The first window is encoded before there is anything to decode; the ones after it on the second thread.
+    assert threads[0] == main and len(threads) == windows, threads
+    assert all(t.startswith("genlab-encode") for t in threads[1:]), threads
     assert [(s.start, s.end, s.text) for s in ahead.segments] == [(s.start, s.end, s.text) for s in alone.segments]
 
 
