@@ -630,8 +630,8 @@ class _EncodeAhead:
             return self.encode_windows(wins)
 
     def poll(self) -> None:
-        """Take the lent threads back once the encoding ahead is done (called between decoding steps: a beam
-        search, five rows a step, decodes faster on two threads than on one)."""
+        """Take the lent threads back once the encoding ahead is done (called between decoding steps: a window
+        that falls back to sampling draws five rows a step, which decode faster on two threads than on one)."""
         if self.job is not None and self.job.done() and torch.get_num_threads() < self.threads:
             torch.set_num_threads(self.threads)
 
