@@ -284,8 +284,7 @@ def transcribe(
 
     threads = torch.get_num_threads()
     ahead = None
-    if todo is not None and options.encode_ahead and threads > 1 and _decodes_one_row_fp32(model, decode_options,
-                                                                                            options):
+    if todo is not None and options.encode_ahead and threads > 1 and _decodes_one_row_fp32(model, base, options):
         ahead = _EncodeAhead(encode_windows, threads)
 
     with ahead or contextlib.nullcontext():
