@@ -272,10 +272,11 @@ def test_a_packed_window_may_not_end_before_its_last_utterance():
 
 
 @needs_base
-def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_file):
-    """Greedy, one window at a time: the next planned window is encoded on a second thread while the current one
-    decodes. The segments are the same as with everything on one thread, and the caller's thread count is back
-    after the call."""
+@pytest.mark.parametrize("beam_size", [1, 5])
+def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_file, beam_size):
+    """Greedy and beam search, one window at a time: the next planned window is encoded on a second thread while
+    the current one decodes. The segments are the same as with everything on one thread, and the caller's thread
+    count is back after the call."""
     import threading
 
     from genlab.asr.transcribe import _speech_groups, _Todo
@@ -290,10 +291,10 @@ def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_
     base._encode = lambda mel: threads.append(threading.current_thread().name) or encode(mel)
     try:
         torch.set_num_threads(2)
-        alone = base.transcribe(audio, language="en", vad=True, encode_ahead=False)
+        alone = base.transcribe(audio, language="en", vad=True, beam_size=beam_size, encode_ahead=False)
         on_one = list(threads)
         threads.clear()
-        ahead = base.transcribe(audio, language="en", vad=True)
+        ahead = base.transcribe(audio, language="en", vad=True, beam_size=beam_size)
         assert torch.get_num_threads() == 2
     finally:
         base._encode = encode

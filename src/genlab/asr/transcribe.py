@@ -284,7 +284,7 @@ def transcribe(
 
     threads = torch.get_num_threads()
     ahead = None
-    if todo is not None and options.encode_ahead and threads > 1 and _decodes_one_row_fp32(model, base, options):
+    if todo is not None and options.encode_ahead and threads > 1 and _encodes_ahead(model, options):
         ahead = _EncodeAhead(encode_windows, threads)
 
     with ahead or contextlib.nullcontext():
@@ -578,27 +578,32 @@ class _Todo:
             self.stretches = kept
 
 
-def _decodes_one_row_fp32(model: Whisper, dec: DecodingOptions, opts: TranscribeOptions) -> bool:
-    """Whether each decoding step reads the fp32 decoder weights for a single token on CPU (greedy, one window at
-    a time), the case :class:`_EncodeAhead` speeds up. A step of five rows (beam 5) scales with threads: lending
-    one to the encoder made the 5-minute benchmark file slower (beam 5, 43.1 s against 41.9 s), and int8 gained
-    little (25.7 s against 26.3 s: its encoder on one thread kept the decoder waiting 5.6 s; 2 cores of an AMD
-    EPYC). (int8 layers are not ``nn.Linear``: their ``weight`` is a method.)"""
+def _encodes_ahead(model: Whisper, opts: TranscribeOptions) -> bool:
+    """Whether :class:`_EncodeAhead` applies: the fp32 decoder on CPU, one window at a time. Greedy and beam search
+    both gain: a greedy step barely slows on one thread, and a five-row step slows less than the encoder does
+    (Whisper base on 2 cores of an AMD EPYC: 31.6 ms on two threads, 52 ms on one, unchanged with the encoder on
+    the other thread). The beam-5 window then decodes on one thread while the next one encodes and on both after
+    (5-minute benchmark file, 3 interleaved pairs on a loaded host: 36.1, 38.9, 48.6 s against 41.2, 53.1, 47.0 s;
+    identical segments). int8 gained little (greedy, 25.7 s against 26.3 s: its encoder on one thread kept the
+    decoder waiting 5.6 s) and keeps both threads for each part. (int8 layers are not ``nn.Linear``: their
+    ``weight`` is a method.)"""
     fc = model.decoder.blocks[0].mlp[0]
     return (
         type(fc) is torch.nn.Linear and fc.weight.device.type == "cpu" and fc.weight.dtype == torch.float32
-        and (dec.beam_size or 1) == 1 and opts.batch_size == 1
+        and opts.batch_size == 1
     )
 
 
 class _EncodeAhead:
     """Encodes the windows planned next on a second thread while the current ones decode.
 
-    A decoding step reads every decoder weight for one token: it is bound by memory, and a second thread speeds it
-    up little (Whisper base on 2 cores of an AMD EPYC, a greedy window of 87 tokens: 2.32 s on one thread, 2.10 s
-    on two). The encoder is a few large products, bound by arithmetic, that share nothing with the decoding. So
+    A decoding step reads every decoder weight for a token or five (beam 5): it is bound by memory, and a second
+    thread speeds it up less than it speeds up the encoder (Whisper base on 2 cores of an AMD EPYC, a greedy window
+    of 87 tokens: 2.32 s on one thread, 2.10 s on two; a beam-5 step 52 ms and 31.6 ms; an encoder pass 3.1 s and
+    1.6 s). The encoder is a few large products, bound by arithmetic, that share nothing with the decoding. So
     while a window decodes on one thread, the other threads encode the next window (a decoding of 2.3 s and 3
-    encoder passes of 9.1 s, one thread each, took as long side by side as each alone). The plan is a guess made
+    encoder passes of 9.1 s, one thread each, took as long side by side as each alone), and the decoding takes the
+    threads back when the encoding is done (:meth:`poll`). The plan is a guess made
     before the current windows are decoded: if one of them leaves speech undecoded the plan changes and the guess
     is thrown away. Used as a context manager: it leaves the caller's thread count as it found it."""
 
@@ -629,8 +634,8 @@ class _EncodeAhead:
             return self.encode_windows(wins)
 
     def poll(self) -> None:
-        """Take the lent threads back once the encoding ahead is done (called between decoding steps: a window
-        that falls back to sampling draws five rows a step, which decode faster on two threads than on one)."""
+        """Take the lent threads back once the encoding ahead is done (called between decoding steps: beam search
+        and a window that falls back to sampling decode five rows a step, faster on two threads than on one)."""
         if self.job is not None and self.job.done() and torch.get_num_threads() < self.threads:
             torch.set_num_threads(self.threads)
 
