@@ -307,9 +307,10 @@ def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_
 
 
 def test_windows_encoded_ahead_are_used_only_for_the_windows_they_were_planned_as():
-    """_EncodeAhead on its own: a guess is taken only for the same windows, an error on the second thread reaches
-    the caller if the guess is used, one thread decodes while a guess is in flight and the caller's thread count
-    comes back after."""
+    """_EncodeAhead on its own: a guess is taken only for the same windows, in plan order, an error on the second
+    thread reaches the caller if the guess is used, one thread decodes while a guess is in flight and the caller's
+    thread count comes back after. Two windows ahead: a guess queued for the same plan is kept, and where the plan
+    changed the guesses from there on are thrown away."""
     import threading
 
     from genlab.asr.transcribe import _EncodeAhead, _Window
@@ -322,26 +323,41 @@ def test_windows_encoded_ahead_are_used_only_for_the_windows_they_were_planned_a
     n = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
-        w1, w2 = [_Window([(10, 20)])], [_Window([(10, 20), (30, 40)])]
+        w1, w2, w3 = [_Window([(10, 20)])], [_Window([(10, 20), (30, 40)])], [_Window([(50, 60)])]
         with _EncodeAhead(encode, 3) as ahead:
             assert ahead.take(w1) is None  # nothing in flight
-            ahead.start(w1)
-            assert torch.get_num_threads() == 1
+            ahead.start([w1, w2])  # depth 1: the first batch only
+            assert torch.get_num_threads() == 1 and len(ahead.jobs) == 1
             name, worker_threads, wins = ahead.take([_Window([(10, 20)])])
             assert name.startswith("genlab-encode") and worker_threads == 2 and wins == w1
             assert torch.get_num_threads() == 3
-            ahead.start(w1)
-            ahead.job.result()
+            ahead.start([w1])
+            ahead.jobs[0][1].result()
             ahead.poll()  # done: the caller has its threads back before take
             assert torch.get_num_threads() == 3
             assert ahead.take(w2) is None  # the plan changed: the guess is thrown away
-            ahead.start([_Window([(0, 1)])])
+            ahead.start([[_Window([(0, 1)])]])
             with pytest.raises(ValueError, match="corrupt window"):
                 ahead.take([_Window([(0, 1)])])
             assert torch.get_num_threads() == 3
-            ahead.start([_Window([(0, 1)])])
+            ahead.start([[_Window([(0, 1)])]])
             assert ahead.take(w1) is None  # an error in a guess thrown away goes with it
-            ahead.start(w1)
+            ahead.start([w1])
         assert torch.get_num_threads() == 3  # left in flight: waited for, and the count restored
+        with _EncodeAhead(encode, 3, depth=2) as ahead:
+            ahead.start([w1, w2, w3])
+            assert [wins for wins, _ in ahead.jobs] == [w1, w2]
+            assert ahead.take(w1)[2] == w1
+            assert torch.get_num_threads() == 1  # w2 is still being encoded ahead
+            ahead.start([w2, w3])  # w2 is kept, w3 queued behind it
+            assert [wins for wins, _ in ahead.jobs] == [w2, w3]
+            kept, dropped = ahead.jobs[0][1], ahead.jobs[1][1]
+            ahead.start([w2, w1])  # the plan changed behind w2: w3 goes, w1 is queued
+            assert ahead.jobs[0][1] is kept and (dropped.cancelled() or dropped.done())
+            assert [wins for wins, _ in ahead.jobs] == [w2, w1]
+            assert ahead.take(w2)[2] == w2 and ahead.take(w1)[2] == w1
+            assert torch.get_num_threads() == 3
+            ahead.start([w3, w1])
+        assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(n)

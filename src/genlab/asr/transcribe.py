@@ -16,7 +16,7 @@ import contextlib
 import math
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -285,7 +285,11 @@ def transcribe(
     threads = torch.get_num_threads()
     ahead = None
     if todo is not None and options.encode_ahead and threads > 1 and _encodes_ahead(model, options):
-        ahead = _EncodeAhead(encode_windows, threads)
+        # Greedy decoding runs on one thread about as fast as on two, so the encoder is kept busy two windows ahead
+        # (a window that decodes slower than the next one encodes no longer holds up the one after); a beam step
+        # runs faster on two, so beam search takes the thread back as soon as the next window is encoded.
+        depth = 2 if (base.beam_size or 1) == 1 else 1
+        ahead = _EncodeAhead(encode_windows, threads, depth)
 
     with ahead or contextlib.nullcontext():
         while True:
@@ -303,7 +307,7 @@ def transcribe(
             audio_kv = model.audio_kv(features)  # shared by the decoding, its fallbacks and the alignment
             if ahead is not None and all(w.cut_from is None for w in wins):
                 # Where a window ends inside an utterance the next one starts where its text stops: nothing to guess.
-                ahead.start(todo.peek(options.batch_size))
+                ahead.start([[w] for w in todo.peek(ahead.depth)])  # one window at a time
             # A window decoded alone is conditioned on the text before it, unless it packs several utterances: then
             # the decoder tends to copy the prompt instead of hearing the first one (seen on the 5-minute LibriVox
             # benchmark file). Windows decoded together are not: the text before them is not decoded yet.
@@ -607,25 +611,33 @@ class _EncodeAhead:
     before the current windows are decoded: if one of them leaves speech undecoded the plan changes and the guess
     is thrown away. Used as a context manager: it leaves the caller's thread count as it found it."""
 
-    def __init__(self, encode_windows: Callable, threads: int):
+    def __init__(self, encode_windows: Callable, threads: int, depth: int = 1):
         self.encode_windows = encode_windows
         self.threads = threads  # the caller's; the second thread gets all but one
+        self.depth = depth  # how many windows ahead (see transcribe: 2 for greedy decoding, 1 for beam search)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genlab-encode")
-        self.planned: list[_Window] = []
-        self.job = None
+        self.jobs: list[tuple[list[_Window], Future]] = []  # (planned windows, their encoding), in plan order
 
     def __enter__(self) -> _EncodeAhead:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.pool.shutdown(wait=True)  # a guess in flight finishes; nothing is left running after the call
+        # A guess in flight finishes, the ones not begun are cancelled: nothing is left running after the call.
+        self.pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(self.threads)
 
-    def start(self, wins: list[_Window]) -> None:
-        if not wins:
-            return
-        self.planned, self.job = wins, self.pool.submit(self._encode, wins, torch.is_grad_enabled())
-        torch.set_num_threads(1)  # until take(): one thread decodes, the others encode
+    def start(self, plan: list[list[_Window]]) -> None:
+        """Encode ahead the first ``depth`` batches of windows of ``plan`` (the ones planned next, in order):
+        those already queued for the same plan are kept, the others queued behind them."""
+        plan = plan[: self.depth]
+        same = 0
+        while same < min(len(plan), len(self.jobs)) and self.jobs[same][0] == plan[same]:
+            same += 1
+        self._drop(same)  # where the plan changed, the guesses from there on are thrown away
+        for wins in plan[len(self.jobs) :]:
+            self.jobs.append((wins, self.pool.submit(self._encode, wins, torch.is_grad_enabled())))
+        if self.jobs:
+            torch.set_num_threads(1)  # while the second thread encodes, one thread decodes
 
     def _encode(self, wins: list[_Window], grad: bool):
         torch.get_num_threads()  # a new thread takes torch's global count on first use: take it before setting
@@ -633,29 +645,39 @@ class _EncodeAhead:
         with torch.set_grad_enabled(grad):  # grad mode is per thread
             return self.encode_windows(wins)
 
+    def _drop(self, keep: int = 0) -> None:
+        """Throw the guesses after the first ``keep`` away: those not begun are cancelled, the one in flight is
+        waited for (the file's mel is computed on demand, by one thread at a time), and any error they raised goes
+        with them."""
+        for _, job in self.jobs[keep:]:
+            if not job.cancel():
+                job.exception()
+        self.jobs = self.jobs[:keep]
+        if not self.jobs:
+            torch.set_num_threads(self.threads)
+
     def poll(self) -> None:
         """Take the lent threads back once the encoding ahead is done (called between decoding steps: beam search
         and a window that falls back to sampling decode five rows a step, faster on two threads than on one)."""
-        if self.job is not None and self.job.done() and torch.get_num_threads() < self.threads:
+        if self.jobs and all(job.done() for _, job in self.jobs) and torch.get_num_threads() < self.threads:
             torch.set_num_threads(self.threads)
 
     def take(self, wins: list[_Window]):
-        """The features of ``wins`` if they are the windows encoded ahead, else None. Waits for a guess in flight
-        either way (the file's mel is computed on demand, by one thread at a time). An error encoding the guess is
-        raised here if the guess is used; a guess thrown away takes its error with it (its windows, if still to
-        come, are encoded again and raise then)."""
-        if self.job is None:
+        """The features of ``wins`` if they are the next windows encoded ahead, else None (and every guess is
+        thrown away). An error encoding a guess is raised here if the guess is used; a guess thrown away takes its
+        error with it (its windows, if still to come, are encoded again and raise then). The caller gets its
+        threads back once nothing is left in flight."""
+        if not self.jobs:
             return None
-        job, self.job = self.job, None
+        if self.jobs[0][0] != wins:
+            self._drop()
+            return None
+        _, job = self.jobs.pop(0)
         try:
-            features = job.result()
-        except Exception:
-            if wins == self.planned:
-                raise
-            features = None
+            return job.result()
         finally:
-            torch.set_num_threads(self.threads)
-        return features if wins == self.planned else None
+            if not self.jobs:
+                torch.set_num_threads(self.threads)
 
 
 def _overlaps(start: float, end: float, speech: list[tuple[float, float]]) -> bool:
