@@ -607,9 +607,10 @@ class _EncodeAhead:
     1.6 s). The encoder is a few large products, bound by arithmetic, that share nothing with the decoding. So
     while a window decodes on one thread, the other threads encode the next window (a decoding of 2.3 s and 3
     encoder passes of 9.1 s, one thread each, took as long side by side as each alone), and the decoding takes the
-    threads back when the encoding is done (:meth:`poll`). The plan is a guess made
-    before the current windows are decoded: if one of them leaves speech undecoded the plan changes and the guess
-    is thrown away. Used as a context manager: it leaves the caller's thread count as it found it."""
+    threads back when the encoding is done (:meth:`poll`). Up to ``depth`` windows are queued ahead, encoded in
+    plan order by the one second thread. The plan is a guess made before the current windows are decoded: if one of
+    them leaves speech undecoded the plan changes and the guesses from there on are thrown away. Used as a context
+    manager: it leaves the caller's thread count as it found it."""
 
     def __init__(self, encode_windows: Callable, threads: int, depth: int = 1):
         self.encode_windows = encode_windows
