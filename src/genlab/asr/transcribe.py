@@ -588,9 +588,10 @@ def _encodes_ahead(model: Whisper, opts: TranscribeOptions) -> bool:
     (Whisper base on 2 cores of an AMD EPYC: 31.6 ms on two threads, 52 ms on one, unchanged with the encoder on
     the other thread). The beam-5 window then decodes on one thread while the next one encodes and on both after
     (5-minute benchmark file, 3 interleaved pairs on a loaded host: 36.1, 38.9, 48.6 s against 41.2, 53.1, 47.0 s;
-    identical segments). int8 gained little (greedy, 25.7 s against 26.3 s: its encoder on one thread kept the
-    decoder waiting 5.6 s) and keeps both threads for each part. (int8 layers are not ``nn.Linear``: their
-    ``weight`` is a method.)"""
+    identical segments; side by side, 1.07x faster-whisper fp32 at beam 5 against 0.96x before,
+    ``benchmarks/results/asr_speed_epyc.json``). int8 gained little (greedy, 25.7 s against 26.3 s: its encoder on
+    one thread kept the decoder waiting 5.6 s) and keeps both threads for each part. (int8 layers are not
+    ``nn.Linear``: their ``weight`` is a method.)"""
     fc = model.decoder.blocks[0].mlp[0]
     return (
         type(fc) is torch.nn.Linear and fc.weight.device.type == "cpu" and fc.weight.dtype == torch.float32
