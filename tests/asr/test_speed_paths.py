@@ -255,6 +255,7 @@ def test_median_filter_network_matches_unfold_median():
         for x in (torch.randn(shape), torch.randint(0, 3, shape).float()):  # ties too
             ref = F.pad(x, (width // 2, width // 2), mode="reflect").unfold(-1, width, 1).median(dim=-1).values
             assert torch.equal(_median_filter(x, width), ref)
+            assert torch.equal(_median_filter(x, width, rows=4), ref)  # rows taken a few at a time, the last one short
 
 
 def test_a_packed_window_may_not_end_before_its_last_utterance():
