@@ -273,15 +273,19 @@ def test_a_packed_window_may_not_end_before_its_last_utterance():
 
 
 @needs_base
-@pytest.mark.parametrize("beam_size", [1, 5])
-def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_file, beam_size):
-    """Greedy and beam search, one window at a time: the next planned window is encoded on a second thread while
-    the current one decodes. The segments are the same as with everything on one thread, and the caller's thread
-    count is back after the call."""
+@pytest.mark.parametrize(("beam_size", "int8"), [(1, False), (5, False), (1, True)])
+def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_file, beam_size, int8):
+    """Greedy and beam search, fp32 and int8, one window at a time: the next planned window is encoded on a second
+    thread while the current one decodes. The segments are the same as with everything on one thread, and the
+    caller's thread count is back after the call."""
     import threading
 
+    from genlab.asr import load
     from genlab.asr.transcribe import _speech_groups, _Todo
     from genlab.asr.vad import speech_regions
+
+    if int8:
+        base = load("base", int8=True)
 
     audio, _ = long_file
     audio = np.concatenate([audio, audio])  # 6 or 8 utterances (without jfk.flac, with it): 2 or 3 windows
@@ -305,6 +309,42 @@ def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_
     assert threads[0] == main and len(threads) == windows, threads
     assert all(t.startswith("genlab-encode") for t in threads[1:]), threads
     assert [(s.start, s.end, s.text) for s in ahead.segments] == [(s.start, s.end, s.text) for s in alone.segments]
+
+
+def test_the_encoding_ahead_takes_every_thread_while_the_decoding_thread_waits_for_it():
+    """While the caller decodes, the second thread's torch calls run on all threads but one; once the caller waits
+    for that encoding (in take), on all of them; the caller's own count is untouched."""
+    import threading
+    import time
+
+    from genlab.asr.transcribe import _EncodeAhead, _Window
+
+    seen, busy_part_done = [], threading.Event()
+
+    def encode(wins):
+        torch.zeros(4).add_(1)  # a torch call while the caller is still busy
+        seen.append(torch.get_num_threads())
+        busy_part_done.set()
+        deadline = time.monotonic() + 10
+        while not ahead.waiting and time.monotonic() < deadline:
+            time.sleep(0.005)
+        torch.zeros(4).add_(1)  # and one while it waits
+        seen.append(torch.get_num_threads())
+        return wins
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        w = [_Window([(10, 20)])]
+        with _EncodeAhead(encode, 3) as ahead:
+            ahead.start([w])
+            assert busy_part_done.wait(10)
+            assert torch.get_num_threads() == 1
+            assert ahead.take(w) == w
+        assert seen == [2, 3]
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(n)
 
 
 def test_windows_encoded_ahead_are_used_only_for_the_windows_they_were_planned_as():

@@ -584,20 +584,19 @@ class _Todo:
 
 
 def _encodes_ahead(model: Whisper, opts: TranscribeOptions) -> bool:
-    """Whether :class:`_EncodeAhead` applies: the fp32 decoder on CPU, one window at a time. Greedy and beam search
-    both gain: a greedy step barely slows on one thread, and a five-row step slows less than the encoder does
-    (Whisper base on 2 cores of an AMD EPYC: 31.6 ms on two threads, 52 ms on one, unchanged with the encoder on
-    the other thread). The beam-5 window then decodes on one thread while the next one encodes and on both after
-    (5-minute benchmark file, 3 interleaved pairs on a loaded host: 36.1, 38.9, 48.6 s against 41.2, 53.1, 47.0 s;
-    identical segments; side by side, 1.07x faster-whisper fp32 at beam 5 against 0.96x before,
-    ``benchmarks/results/asr_speed_epyc.json``). int8 gained little (greedy, 25.7 s against 26.3 s: its encoder on
-    one thread kept the decoder waiting 5.6 s) and keeps both threads for each part. (int8 layers are not
-    ``nn.Linear``: their ``weight`` is a method.)"""
-    fc = model.decoder.blocks[0].mlp[0]
-    return (
-        type(fc) is torch.nn.Linear and fc.weight.device.type == "cpu" and fc.weight.dtype == torch.float32
-        and opts.batch_size == 1
-    )
+    """Whether :class:`_EncodeAhead` applies: fp32 or int8 on CPU (the token embedding stays fp32 in both), one
+    window at a time. Greedy and beam search both gain: a greedy step barely slows on one thread, and a five-row step
+    slows less than the encoder does (Whisper base on 2 cores of an AMD EPYC: 31.6 ms on two threads, 52 ms on one,
+    unchanged with the encoder on the other thread). The beam-5 window then decodes on one thread while the next one
+    encodes and on both after (5-minute benchmark file, 3 interleaved pairs on a loaded host: 36.1, 38.9, 48.6 s
+    against 41.2, 53.1, 47.0 s; identical segments; side by side, 1.07x faster-whisper fp32 at beam 5 against 0.96x
+    before, ``benchmarks/results/asr_speed_epyc.json``). int8 gained little until the encoder ahead took the waiting
+    decoder's thread (:class:`_ThreadsOnDemand`): its encoder on one thread had kept the decoder waiting 5.6 s of a
+    25.7 s run; now 3 interleaved pairs in one process, greedy 21.97, 22.82, 22.42 s against 26.33, 27.13, 25.65 s
+    with both threads for each part, beam 5 29.88, 30.2, 30.06 s against 33.22, 33.47, 33.2 s, identical segments.
+    bf16 (no such instructions on that EPYC) is not measured and keeps both threads for each part."""
+    embedding = model.decoder.token_embedding.weight
+    return embedding.device.type == "cpu" and embedding.dtype == torch.float32 and opts.batch_size == 1
 
 
 class _EncodeAhead:
@@ -689,7 +688,10 @@ class _EncodeAhead:
 
 class _ThreadsOnDemand(TorchFunctionMode):
     """In the encoding thread: before each torch call, take every thread while the decoding thread waits for this
-    encoding, and all but one otherwise. (A thread count is per thread: the decoding thread's stays as it is.)"""
+    encoding, and all but one otherwise. (A thread count is per thread: the decoding thread's stays as it is.) Once
+    a greedy window decodes faster than the next one encodes on one thread, the decoder's idle thread speeds up the
+    encoder instead of waiting: Whisper base fp32, 5-minute benchmark file, 2 cores of an AMD EPYC, 3 interleaved
+    pairs in one process, 24.67, 24.95, 25.48 s against 25.39, 25.73, 25.81 s, identical segments."""
 
     def __init__(self, ahead: _EncodeAhead):
         super().__init__()
