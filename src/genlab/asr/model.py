@@ -107,7 +107,8 @@ class KVCache:
         self.step_plan = model.decoder.step_plan(B, audio_features)
         # One query row a step (greedy decoding of one window): its cross-attention reads copies of the audio keys and
         # values laid out (Dh, S), as two products along the audio positions, faster than SDPA reads them (Whisper
-        # base, one thread of an AMD EPYC: 0.66 against 0.85 ms a layer, 6 MB each). Beams and batches share SDPA.
+        # base, one thread of an AMD EPYC: 0.66 against 0.85 ms a layer, 6 MB each; a step 22.4 against 24.0 ms). Beams
+        # and batches keep SDPA (five rows on two threads were slower this way in an earlier measurement).
         self.cross_kv_t = None
         if B == 1 and self.step_plan is not None:
             self.cross_kv_t = [(k.transpose(-2, -1).contiguous(), v.transpose(-2, -1).contiguous())
@@ -357,8 +358,9 @@ class TextDecoder(nn.Module):
     def _step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """:meth:`forward` for one new token per row ``(N, 1)`` with a cache, written flat: ``(N, n_vocab)`` logits
         of the next token. The same kernels on the same copies, so the same numbers, without the calls and checks
-        between them: Whisper base, 2 threads, 17.0 against 19.1 ms per greedy token, 26.7 against 28.0 at beam 5
-        (``decoder_linear_2threads.json``)."""
+        between them (but for one row's cross-attention: two products over the (Dh, S) copies of
+        :class:`KVCache`, equal to SDPA's up to fp32 rounding). Whisper base, 2 threads, 17.0 against 19.1 ms per
+        greedy token, 26.7 against 28.0 at beam 5 (``decoder_linear_2threads.json``)."""
         N, pos = tokens.shape[0], cache.length
         H = self.blocks[0].attn.n_head
         d = self.token_embedding.weight.shape[1]
