@@ -611,7 +611,7 @@ class _EncodeAhead:
     threads back when the encoding is done (:meth:`poll`). Up to ``depth`` windows are queued ahead, encoded in
     plan order by the one second thread. The plan is a guess made before the current windows are decoded: if one of
     them leaves speech undecoded the plan changes and the guesses from there on are thrown away. While the decoding
-    thread waits for an encoding it lends that encoding its thread too (:class:`_ThreadsOnDemand`). Used as a context
+    thread waits in :meth:`take` it lends the encoding its thread too (:class:`_ThreadsOnDemand`). Used as a context
     manager: it leaves the caller's thread count as it found it."""
 
     def __init__(self, encode_windows: Callable, threads: int, depth: int = 1):
@@ -645,9 +645,13 @@ class _EncodeAhead:
 
     def _encode(self, wins: list[_Window], grad: bool):
         torch.get_num_threads()  # a new thread takes torch's global count on first use: take it before setting
-        torch.set_num_threads(max(1, self.threads - 1))
+        torch.set_num_threads(self.encoder_threads())
         with torch.set_grad_enabled(grad), _ThreadsOnDemand(self):  # grad mode is per thread
             return self.encode_windows(wins)
+
+    def encoder_threads(self) -> int:
+        """The second thread's count: every thread while the caller waits for it in :meth:`take`, else all but one."""
+        return self.threads if self.waiting else max(1, self.threads - 1)
 
     def _drop(self, keep: int = 0) -> None:
         """Throw the guesses after the first ``keep`` away: those not begun are cancelled, the one in flight is
@@ -699,7 +703,7 @@ class _ThreadsOnDemand(TorchFunctionMode):
         self.current = torch.get_num_threads()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        want = self.ahead.threads if self.ahead.waiting else max(1, self.ahead.threads - 1)
+        want = self.ahead.encoder_threads()
         if want != self.current:
             torch.set_num_threads(want)
             self.current = want
