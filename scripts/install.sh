@@ -13,3 +13,7 @@ if [ ! -d /usr/share/pocketsphinx/test/data/librivox ] && command -v apt-get >/d
   { apt-get install -y -q pocketsphinx-testdata || { apt-get update -q && apt-get install -y -q pocketsphinx-testdata; }; } \
     >/dev/null 2>&1 || echo "note: pocketsphinx-testdata not installed; LibriVox tests will be skipped"
 fi
+# Each family's optional data and packages (Debian data packages need root; each script skips cleanly without it).
+for part in scripts/install.d/*.sh; do
+  [ -e "$part" ] && bash "$part"
+done
