@@ -1,7 +1,7 @@
 """Why Whisper's decoder reads its weights as it does (genlab.nn.linear): its linear layers and vocabulary product
 at 1, 2 and 5 rows through PyTorch's default ``F.linear``, a contiguous ``(in, out)`` copy (``addmm``) and a copy
 repacked into oneDNN's blocked layout; then whole decoding steps of Whisper base (greedy and beam 5, the model's own
-decode on three real 30 s windows): genlab's flat one-token path (``KVCache.step_plan``) against the module forward
+decode on three real 30 s windows): genlab's flat one-token path (``genlab.asr.fast.step``) against the module forward
 on the same weight copies.
 
     python benchmarks/decoder_linear.py [--threads 2] [--repeats 5] [--int8] [--suffix NAME]
@@ -84,7 +84,7 @@ def decode_timings(repeats: int, int8: bool) -> dict | None:
         return None
     from genlab.asr import load
     from genlab.asr.decoding import DecodingOptions, decode
-    from genlab.asr.transcribe import long_log_mel
+    from genlab.asr.windows import long_log_mel
 
     audio = build_file()[0]
     pipe = load("base", int8=True) if int8 else load("base", dtype="float32")
@@ -92,11 +92,10 @@ def decode_timings(repeats: int, int8: bool) -> dict | None:
         windows = [pipe._encode(long_log_mel(audio[16000 * s : 16000 * (s + 30)], 80)[:, :3000][None])
                    for s in (0, 60, 120)]
     tok = pipe.tokenizer.with_options(language="en", task="transcribe")
-    decoder = type(pipe.model.decoder)
-    real_plan = decoder.step_plan
-    # "genlab": one-token steps through the flat path; "modules": the same steps through the module forward
-    # (same kernels on the same copies: the difference is the calls and checks between them).
-    modes = {"genlab": real_plan, "modules": lambda self, rows, features: None}
+    fast = type(pipe.model)  # genlab.asr.fast.FastWhisper
+    real_plan = fast._plan
+    # "genlab": one-token steps through the flat path; "modules": the same steps through the plain model's forward.
+    modes = {"genlab": real_plan, "modules": lambda self, rows, probe: None}
     out = {}
     for beam in (None, 5):
         opts = DecodingOptions(language="en", beam_size=beam, without_timestamps=False)
@@ -104,13 +103,13 @@ def decode_timings(repeats: int, int8: bool) -> dict | None:
         tokens = {}
         for _ in range(repeats):  # interleaved, so drifts of a shared machine hit both alike
             for mode, plan in modes.items():
-                decoder.step_plan = plan
+                fast._plan = plan
                 t0 = time.perf_counter()
                 results = [decode(pipe.model, None, tok, opts, audio_features=f)[0] for f in windows]
                 n = sum(len(r.tokens) for r in results)
                 runs[mode].append((time.perf_counter() - t0) / n * 1000)
                 tokens[mode] = [r.tokens for r in results]
-        decoder.step_plan = real_plan
+        fast._plan = real_plan
         out[f"beam_{beam or 1}"] = {
             "ms_per_token_genlab": round(statistics.median(runs["genlab"]), 2),
             "ms_per_token_modules": round(statistics.median(runs["modules"]), 2),

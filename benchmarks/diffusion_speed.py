@@ -20,6 +20,7 @@ from common import time_pairs, write_result  # noqa: E402
 
 from genlab.diffusion.model import UNet  # noqa: E402
 from genlab.diffusion.task import PRESETS  # noqa: E402
+from genlab.interop.diffusers import rename_attention_keys  # noqa: E402
 
 
 def diffusers_twin(cfg):
@@ -45,7 +46,7 @@ def main() -> None:
     torch.manual_seed(0)
     ref = diffusers_twin(cfg)
     ours = UNet(cfg)
-    ours.load_state_dict(ref.state_dict())
+    ours.load_state_dict(rename_attention_keys(ref.state_dict()))
     x_train, t_train = torch.randn(64, 3, 32, 32), torch.randint(0, 1000, (64,))
     x_infer, t_infer = torch.randn(256, 3, 32, 32), torch.full((256,), 500)
     with torch.no_grad():

@@ -120,7 +120,7 @@ def main() -> None:
                 count = min(BATCH, args.n - b * BATCH)
                 t0 = time.perf_counter()
                 images = generate(loaded.model, loaded.cfg, n=count, sampler=sampler, steps=steps,
-                                  seed=args.seed + b, batch_size=BATCH, amp=args.bf16)
+                                  seed=args.seed + b, batch_size=BATCH, precision="bf16" if args.bf16 else "fp32")
                 tmp = path.with_suffix(".tmp.npz")
                 np.savez_compressed(tmp, images=images.numpy(), seconds=time.perf_counter() - t0)
                 os.replace(tmp, path)  # atomic: a batch file is either whole or absent

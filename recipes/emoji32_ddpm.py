@@ -24,8 +24,9 @@ OUT = ROOT / "src" / "genlab" / "assets" / "emoji32-ddpm"
 # autocast an epsilon-UNet cannot pass its input through precisely enough at the noisiest timesteps of the linear
 # schedule (held-out eps MSE 0.003 at t=999, 100x worse than returning x_t itself), and x0 = (x_t - sqrt(1-abar)
 # eps) / sqrt(abar) multiplies that error by ~150: saturated colour tiles. v-prediction asks for ~x0 there instead.
-OVERRIDES = ["train.steps=6500", "train.amp=bf16", "train.threads=1", "train.ckpt_every=250", "train.sample_every=0",
-             "train.lr=5e-4", "model.unet.layers_per_block=1", "model.prediction_type=v_prediction"]
+OVERRIDES = ["train.steps=6500", "train.precision=bf16", "train.threads=1", "train.ckpt_every=250",
+             "train.sample_every=0", "train.lr=5e-4", "model.unet.layers_per_block=1",
+             "model.prediction_type=v_prediction"]
 
 
 def export() -> None:

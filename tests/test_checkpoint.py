@@ -99,3 +99,80 @@ def test_meta_copied_from_another_checkpoint_cannot_override_the_weights_hash(tm
                               meta={"weights_hash": "0000000000000000", "step": 7})
     meta = ck.load_checkpoint(path).meta
     assert meta["weights_hash"] == ck.weights_hash(_state()) and meta["step"] == 7
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Components: frozen parts named, not copied; verified on load.
+
+
+def test_component_round_trips_and_is_loaded_not_copied(tmp_path):
+    vae = ck.save_checkpoint(tmp_path / "vae", kind="toy-vae", config={"z": 4}, model=_state(3))
+    safetensors_part = tmp_path / "text.safetensors"
+    from safetensors.torch import save_file
+
+    save_file(_state(4), str(safetensors_part))
+    path = ck.save_checkpoint(tmp_path / "c", kind="toy", config={}, model=_state(),
+                              components={"vae": {"ref": str(vae), "hash": ck.weights_hash(_state(3))},
+                                          "text": {"ref": str(safetensors_part)}})  # hash computed when missing
+    stored = json.loads((path / ck.CONFIG_FILE).read_text())["components"]
+    assert stored == {"vae": {"ref": str(vae), "hash": ck.weights_hash(_state(3))},
+                      "text": {"ref": str(safetensors_part), "hash": ck.weights_hash(_state(4))}}
+    from safetensors.torch import load_file
+
+    assert set(load_file(str(path / ck.MODEL_FILE))) == set(_state())  # only the checkpoint's own weights
+    loaded = ck.load_checkpoint(path)
+    assert loaded.components["vae"].kind == "toy-vae" and loaded.components["vae"].config == {"z": 4}
+    assert torch.equal(loaded.components["vae"].model["w"], _state(3)["w"])
+    assert torch.equal(loaded.components["text"].model["w"], _state(4)["w"])
+    assert loaded.component_refs == stored
+
+
+def test_tampered_component_is_refused_in_one_line(tmp_path):
+    vae = ck.save_checkpoint(tmp_path / "vae", kind="toy-vae", config={}, model=_state(3))
+    path = ck.save_checkpoint(tmp_path / "c", kind="toy", config={}, model=_state(),
+                              components={"vae": {"ref": str(vae)}})
+    ck.save_checkpoint(tmp_path / "vae", kind="toy-vae", config={}, model=_state(5))  # retrained since
+    with pytest.raises(GenlabError) as info:
+        ck.load_checkpoint(path)
+    message = str(info.value)
+    assert "component 'vae'" in message and ck.weights_hash(_state(3)) in message and "\n" not in message
+    assert ck.load_checkpoint(path, with_components=False).component_refs["vae"]["ref"] == str(vae)
+    import shutil
+
+    shutil.rmtree(tmp_path / "vae")
+    with pytest.raises(GenlabError, match="model not found"):
+        ck.load_checkpoint(path)
+
+
+def test_component_by_bundled_name_and_relative_path(tmp_path, monkeypatch):
+    from genlab.models import REGISTRY, resolve_model
+
+    bundled = ck.load_checkpoint(resolve_model("emoji32-ddpm"), kind="diffusion")
+    ref_hash = ck.weights_hash(bundled.model)
+    assert ref_hash == bundled.meta["weights_hash"]  # a component's hash is its own meta's weights hash
+    path = ck.save_checkpoint(tmp_path / "run" / "c", kind="toy", config={}, model=_state(),
+                              components={"unet": {"ref": "emoji32-ddpm", "hash": ref_hash}})
+    assert torch.equal(ck.load_checkpoint(path).components["unet"].model["conv_in.weight"],
+                       bundled.model["conv_in.weight"])
+    # A relative path is looked up beside the checkpoint first.
+    ck.save_checkpoint(path / "part", kind="toy-part", config={}, model=_state(7))
+    other = ck.save_checkpoint(tmp_path / "d", kind="toy", config={}, model=_state(),
+                               components={"part": {"ref": "part", "hash": ck.weights_hash(_state(7))}})
+    (other / "part").symlink_to(path / "part")
+    monkeypatch.chdir(tmp_path)
+    assert ck.load_checkpoint(other).components["part"].kind == "toy-part"
+    assert "emoji32-ddpm" in REGISTRY and "speech-asr" in REGISTRY
+
+
+def test_resolve_model_names_paths_and_unknown_names(tmp_path):
+    from genlab.models import ASSETS, REGISTRY, resolve_model
+
+    assert resolve_model("emoji32-ddpm") == ASSETS / "emoji32-ddpm"
+    assert resolve_model("speech-asr") == ASSETS / "speech-asr"
+    assert resolve_model(str(tmp_path)) == tmp_path
+    with pytest.raises(GenlabError) as info:
+        resolve_model("emoji64-ddpm")
+    assert all(name in str(info.value) for name in REGISTRY) and "\n" not in str(info.value)
+    for name, entry in REGISTRY.items():
+        if entry.asset:  # every bundled asset is in this install
+            assert resolve_model(name).exists(), name

@@ -2,12 +2,21 @@
 
 Layout of one checkpoint directory::
 
-    config.json              {"kind": ..., "config": {...}}   the model is rebuilt from this
+    config.json              {"kind": ..., "config": {...}, "components": {...}}   the model is rebuilt from this
     model.safetensors        weights
     ema.safetensors          EMA weights (optional)
     train_state.safetensors  optimizer/scheduler tensors and RNG states (optional; for exact resume)
     train_state.json         the non-tensor part of the training state
     meta.json                genlab version, git commit, data fingerprint, metrics, ...
+
+A checkpoint may name *components*: frozen parts (a VAE, a text tower, a codec) that it uses but does not hold,
+each by a bundled name or a path (:func:`genlab.models.resolve_model`) and the hash of its weights::
+
+    "components": {"vae": {"ref": "sd-vae", "hash": "3f2a..."}}
+
+They are loaded, not copied: :func:`load_checkpoint` loads each one (a genlab checkpoint directory or a safetensors
+file) into ``Checkpoint.components`` and refuses, in one line, a component whose weights no longer have the recorded
+hash. A relative path is looked up beside the checkpoint first, then from the working directory.
 
 A checkpoint is written into a temporary sibling directory and moved into place with ``os.replace``, so a crash
 never leaves a half-written checkpoint where a reader would look. A run directory keeps several checkpoints
@@ -51,6 +60,8 @@ class Checkpoint:
     ema: dict[str, torch.Tensor] | None = None
     train_state: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
+    component_refs: dict[str, dict[str, str]] = field(default_factory=dict)  # as recorded: {name: {ref, hash}}
+    components: dict[str, Checkpoint] = field(default_factory=dict)  # each component, loaded and verified
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,14 +137,19 @@ def save_checkpoint(
     train_state: Any = None,
     meta: dict[str, Any] | None = None,
     sparse_rows: tuple[str, ...] = (),
+    components: dict[str, dict[str, str]] | None = None,
 ) -> Path:
     """Write a checkpoint directory atomically and return its path.
+
+    ``components`` names frozen parts that the checkpoint uses but does not hold: ``{name: {"ref": bundled name or
+    path, "hash": weights hash}}`` (a missing hash is computed from the ref's weights now). Recorded in config.json.
 
     ``sparse_rows`` names 2-D weights stored without their all-zero rows (``NAME`` holds the other rows and
     ``NAME.__rows__`` their indices; :func:`load_checkpoint` restores the full tensor). A from-scratch Whisper
     uses a few hundred of its 51,865 token embeddings: this keeps its file a few MB instead of tens.
     """
     path = Path(path)
+    refs = _component_refs(components or {})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -144,7 +160,8 @@ def save_checkpoint(
     try:
         tmp.mkdir()
         shapes = {name: list(model[name].shape) for name in sparse_rows}
-        _write_json(tmp / CONFIG_FILE, {"kind": kind, "config": config, **({"sparse_rows": shapes} if shapes else {})})
+        _write_json(tmp / CONFIG_FILE, {"kind": kind, "config": config, **({"sparse_rows": shapes} if shapes else {}),
+                                        **({"components": refs} if refs else {})})
         save_file(_drop_zero_rows(model, sparse_rows), str(tmp / MODEL_FILE))
         if ema is not None:
             save_file(_drop_zero_rows(ema, sparse_rows), str(tmp / EMA_FILE))
@@ -171,6 +188,45 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _component_refs(components: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    out = {}
+    for name, entry in components.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("ref"), str) or set(entry) - {"ref", "hash"}:
+            raise ValueError(f"component {name!r}: expected {{'ref': name or path, 'hash': weights hash}}, "
+                             f"got {entry!r}")
+        ref = entry["ref"]
+        out[name] = {"ref": ref, "hash": entry.get("hash") or weights_hash(_load_component_weights(ref, None)[1])}
+    return out
+
+
+def _load_component_weights(ref: str, beside: Path | None) -> tuple[Path, dict[str, torch.Tensor], Checkpoint | None]:
+    """Resolve a component reference and read its weights: (path, the weights it is hashed by, its checkpoint)."""
+    from .models import resolve_model
+
+    local = beside / ref if beside is not None else None
+    path = local if local is not None and local.exists() else resolve_model(ref)
+    if path.is_file() and path.suffix == ".safetensors":
+        return path, load_tensors(path), None
+    ckpt = load_checkpoint(path)
+    return ckpt.path, ckpt.model, ckpt
+
+
+def load_component(name: str, ref: str, expected_hash: str | None = None, beside: Path | None = None) -> Checkpoint:
+    """Load the component ``name`` from ``ref`` (a genlab checkpoint or a safetensors file); with ``expected_hash``,
+    refuse weights whose hash differs (one line: the part was retrained or replaced since it was recorded)."""
+    try:
+        path, weights, ckpt = _load_component_weights(ref, beside)
+    except GenlabError as e:
+        raise GenlabError(f"component {name!r}: {e}") from None
+    found = weights_hash(weights)
+    if expected_hash is not None and found != expected_hash:
+        raise GenlabError(f"component {name!r} ({ref}): its weights hash is {found}, the checkpoint was made with "
+                          f"{expected_hash}; restore those weights or retrain")
+    if ckpt is None:
+        ckpt = Checkpoint(path=path, kind="weights", config={}, model=weights, meta={"weights_hash": found})
+    return ckpt
 
 
 def _drop_zero_rows(state: dict[str, torch.Tensor], names: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -236,8 +292,10 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise GenlabError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str | None = None, with_train_state: bool = False) -> Checkpoint:
-    """Load a checkpoint directory; ``kind`` (if given) must match the one it was saved as."""
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None, with_train_state: bool = False,
+                    with_components: bool = True) -> Checkpoint:
+    """Load a checkpoint directory; ``kind`` (if given) must match the one it was saved as. Its components are
+    loaded and their weights hashes checked (``with_components=False`` only reads their references)."""
     path = resolve_checkpoint(path)
     cfg = _load_json(path / CONFIG_FILE)
     if not isinstance(cfg, dict) or "kind" not in cfg or "config" not in cfg:
@@ -246,7 +304,13 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None, with_train
         raise GenlabError(f"{path}: holds a {cfg['kind']!r} model, expected {kind!r}")
     sparse = cfg.get("sparse_rows") or {}
     model = _restore_zero_rows(load_tensors(path / MODEL_FILE), sparse, path)
-    ckpt = Checkpoint(path=path, kind=cfg["kind"], config=cfg["config"], model=model)
+    refs = cfg.get("components") or {}
+    ckpt = Checkpoint(path=path, kind=cfg["kind"], config=cfg["config"], model=model, component_refs=refs)
+    if with_components:
+        for name, entry in refs.items():
+            if not isinstance(entry, dict) or "ref" not in entry or "hash" not in entry:
+                raise GenlabError(f"{path / CONFIG_FILE}: component {name!r} needs a 'ref' and a 'hash'")
+            ckpt.components[name] = load_component(name, entry["ref"], entry["hash"], beside=path)
     if (path / EMA_FILE).exists():
         ckpt.ema = _restore_zero_rows(load_tensors(path / EMA_FILE), sparse, path)
     if (path / META_FILE).exists():

@@ -3,18 +3,25 @@
 Verbs are shared across families (``train``, ``sample``, ``eval``, ``convert``, ``data``, ``tour``); each family
 adds its own sub-commands in its ``cli.py`` through :class:`Commands`. Family modules import their heavy parts
 inside the handlers, so ``genlab --help`` stays quick. Any :class:`GenlabError` ends the program with one line on
-stderr and exit code 2 — never a traceback for a user's mistake.
+stderr and exit code 2 — never a traceback for a user's mistake; a run stopped by SIGINT / SIGTERM
+(:class:`Interrupted`) exits 130 / 143 after saving.
+
+Every family trains the same way, ``genlab train FAMILY --preset NAME [--out DIR] [--fresh] key=value ...``: a
+family's ``register`` calls :func:`add_train_command` (the flags are defined there, once) and its handler calls
+:func:`run_directory` for the run directory with ``--fresh`` applied.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import __version__
-from .errors import GenlabError
+from .errors import GenlabError, Interrupted
 
 
 @dataclass
@@ -30,6 +37,53 @@ class Commands:
     converters: dict[str, Callable] = field(default_factory=dict)
     # fn(out_dir: Path, quick: bool) -> html fragment, in the order they appear in the report
     tour_sections: list[Callable] = field(default_factory=list)
+
+
+FRESH_HELP = (
+    "start over: a run already in --out (its checkpoints, metrics, samples, configs) is moved aside to "
+    "OUT.previous-N, never deleted, and training starts from step 0. Without --fresh, training resumes from the "
+    "run in --out (refused in one line if its model config differs from this one)"
+)
+
+
+def add_train_command(commands: Commands, family: str, *, help: str, presets: Iterable[str], default: str,
+                      handler: Callable) -> argparse.ArgumentParser:
+    """``genlab train FAMILY --preset NAME [--out DIR] [--fresh] key=value ...``: the same flags for every family.
+
+    ``handler(args)`` gets ``args.preset``, ``args.out``, ``args.fresh`` and ``args.overrides``; it builds the run
+    config (``apply_overrides``) before it calls :func:`run_directory`, so a bad override moves nothing aside.
+    """
+    names = list(presets)
+    p = commands.train.add_parser(family, help=help, description=(
+        f"{help}. Rerunning with the same --out resumes exactly; --fresh starts over, moving the previous run aside "
+        "to OUT.previous-N (never deleting it)."))
+    p.add_argument("--preset", default=default, help=f"{' | '.join(names)} (default {default})")
+    p.add_argument("--out", default=None,
+                   help=f"run directory (default runs/{family}-PRESET); rerunning with the same --out resumes")
+    p.add_argument("--fresh", action="store_true", help=FRESH_HELP)
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="typed, dotted overrides of the preset, e.g. train.steps=500 train.precision=bf16")
+    p.set_defaults(handler=handler)
+    return p
+
+
+def run_directory(args: argparse.Namespace, family: str) -> Path:
+    """The run directory of a ``genlab train`` command (``--out``, default ``runs/FAMILY-PRESET``), with ``--fresh``
+    applied: a previous run in it is moved aside to the first free ``OUT.previous-N``."""
+    out = Path(args.out or f"runs/{family}-{args.preset}")
+    if args.fresh and out.is_dir() and any(out.iterdir()):
+        if out.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
+            raise GenlabError(f"--fresh moves the run in {out} aside: give --out a run directory of its own")
+        n = 1
+        while out.with_name(f"{out.name}.previous-{n}").exists():
+            n += 1
+        aside = out.with_name(f"{out.name}.previous-{n}")
+        try:
+            os.replace(out, aside)
+        except OSError as e:
+            raise GenlabError(f"--fresh: cannot move {out} aside to {aside}: {e.strerror}") from None
+        print(f"--fresh: moved the previous run to {aside}")
+    return out
 
 
 def _families() -> list:
@@ -70,7 +124,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, Commands]:
     convert.add_argument("--out", required=True, help="directory for the genlab checkpoint")
     convert.set_defaults(handler=lambda args: commands.converters[args.source_format](args.input, args.out, args))
 
-    tour = top.add_parser("tour", help="exercise every bundled model and write an HTML report")
+    tour = top.add_parser("tour", help="exercise every bundled model and write an HTML report (prints a line as "
+                                       "each section starts and ends)")
     tour.add_argument("--out", default="tour", help="output directory (default: tour)")
     tour.add_argument("--quick", action="store_true", help="fewer samples, for tests")
 
@@ -91,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     except GenlabError as e:
         print(f"genlab: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"genlab: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
         return 130

@@ -2,7 +2,8 @@
 
 Each family contributes a section function ``fn(out_dir, quick) -> html`` (see ``Commands.tour_sections``); the
 tour times each, and a section that cannot run (weights not installed, say) shows its one-line reason instead of
-stopping the others.
+stopping the others. Sections take minutes on a CPU, so the tour says on stdout which section starts and how long
+each took.
 """
 
 from __future__ import annotations
@@ -38,15 +39,20 @@ def write_tour(out: str | os.PathLike, sections: list[Callable], quick: bool = F
         raise GenlabError(f"cannot write the tour to {out}: {e.strerror}") from None
     parts = []
     total = time.perf_counter()
-    for section in sections:
+    names = [section_name(s) for s in sections]
+    print(f"tour: {len(sections)} sections ({', '.join(names)}), report in {out / 'index.html'}", flush=True)
+    for i, (name, section) in enumerate(zip(names, sections), 1):
+        print(f"tour: [{i}/{len(sections)}] {name} section started", flush=True)
         t0 = time.perf_counter()
         try:
             body = section(out, quick)
+            status = "done"
         except GenlabError as e:
-            body = f"<h2>{html.escape(section.__module__)}</h2><p class='note'>Could not run: {html.escape(str(e))}</p>"
+            body = f"<h2>{html.escape(name)}</h2><p class='note'>Could not run: {html.escape(str(e))}</p>"
+            status = f"could not run ({e})"
         elapsed = time.perf_counter() - t0
         parts.append(f"<section>{body}<p class='timing'>section took {elapsed:.1f} s</p></section>")
-        print(f"tour: {section.__module__.split('.')[1]} section done in {elapsed:.1f} s", flush=True)
+        print(f"tour: [{i}/{len(sections)}] {name} section {status} in {elapsed:.1f} s", flush=True)
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>genlab tour</title><style>{STYLE}</style></head>"
         f"<body><h1>genlab tour</h1><p class='note'>genlab {__version__} — learn a distribution, sample from it. "
@@ -60,6 +66,12 @@ def write_tour(out: str | os.PathLike, sections: list[Callable], quick: bool = F
     os.replace(tmp, out / "index.html")
     print(f"wrote {out / 'index.html'}")
     return out / "index.html"
+
+
+def section_name(section: Callable) -> str:
+    """``genlab.diffusion.cli.tour_section`` -> ``diffusion``."""
+    parts = section.__module__.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "genlab" else section.__name__
 
 
 def svg_line_plot(series: dict[str, list[tuple[float, float]]], x_label: str, y_label: str, log_x: bool = True,

@@ -110,7 +110,7 @@ def test_bad_files_give_one_line_errors(tmp_path):
 
 @pytest.mark.parametrize("seconds", [0.05, 7.3, 150.0])
 def test_long_log_mel_in_chunks_equals_the_one_shot_log_mel(seconds):
-    from genlab.asr.transcribe import long_log_mel
+    from genlab.asr.windows import long_log_mel
 
     audio = np.random.default_rng(1).uniform(-0.5, 0.5, int(seconds * A.SAMPLE_RATE)).astype(np.float32)
     whole = A.log_mel_spectrogram(audio, padding=A.N_SAMPLES)

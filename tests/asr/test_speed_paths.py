@@ -78,8 +78,9 @@ def test_packed_windows_keep_timestamps_and_gaps(base, long_file):
 def test_beam_search_decodes_every_packed_utterance_in_its_own_window(base, long_file):
     """Beam 5 used to end a packed window after its second-to-last utterance, so the last one was encoded again
     with the next window (4 encoder passes on this file instead of 3). No window is encoded twice now."""
-    from genlab.asr.transcribe import _speech_groups, _Todo
     from genlab.asr.vad import speech_regions
+    from genlab.asr.windows import Todo as _Todo
+    from genlab.asr.windows import speech_groups as _speech_groups
 
     audio, truth = long_file
     audio = np.concatenate([audio, audio])  # 8 utterances
@@ -126,7 +127,7 @@ def test_windows_decoded_together_keep_timestamps_gaps_and_order(base, long_file
 
 
 def test_utterances_are_packed_into_windows_and_what_is_left_is_packed_again():
-    from genlab.asr.transcribe import _Todo
+    from genlab.asr.windows import Todo as _Todo
 
     # Utterances (seconds) of 8, 9, 11, 12 and 40 s; each stretch starts 1 s before its speech.
     todo = _Todo([(2.0, 10.0), (12.0, 21.0), (23.0, 34.0), (36.0, 48.0), (60.0, 100.0)], content_frames=12000)
@@ -149,16 +150,17 @@ def test_a_packed_utterance_whose_text_stops_early_is_decoded_again(base, monkey
     """int8 beam 5 once jumped from "made still" to the next packed utterance, dropping "more respectable than
     he was": a piece whose aligned text ends well before its speech must be decoded again, and so must
     everything after it. Token times are given (the alignment itself is tested through word timestamps)."""
-    import genlab.asr.transcribe as T
+    import genlab.asr.segments as T
     from genlab.asr.decoding import DecodingResult
+    from genlab.asr.windows import Window
 
     tok = base.tokenizer.with_options(language="en", task="transcribe")
     first, second = tok.encode(" he might have been made still"), tok.encode(" He might even")
     ts = lambda s: tok.timestamp_begin + round(s / 0.02)  # noqa: E731
     tokens = [ts(1.0), *first, ts(6.0), ts(8.5), *second, ts(10.5)]
     result = DecodingResult(tokens=tokens, text="", language="en", temperature=0.0)
-    win = T._Window([(1000, 1800), (2500, 2800)])  # 8 s and 3 s of the file, end to end
-    segments, next_frame = T._split_segments(result, tok, 0, win.frames, 0.0)
+    win = Window([(1000, 1800), (2500, 2800)])  # 8 s and 3 s of the file, end to end
+    segments, next_frame = T.split_segments(result, tok, 0, win.frames, 0.0)
 
     def times_ending(last_word_end: float):
         # Token start times (and the end of the last): the first utterance's tokens from 1.0 s to
@@ -168,12 +170,12 @@ def test_a_packed_utterance_whose_text_stops_early_is_decoded_again(base, monkey
         b = np.linspace(10.5, 11.0, len(second))
         return lambda *args, **kw: np.concatenate([a, b])
 
-    monkeypatch.setattr(T, "_token_times", times_ending(7.6))  # speech of piece 0 ends at 8.0 s
-    kept, seek, one_piece = T._split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    monkeypatch.setattr(T, "token_times", times_ending(7.6))  # speech of piece 0 ends at 8.0 s
+    kept, seek, one_piece = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
     assert [s.text.strip() for s in kept] == ["he might have been made still", "He might even"]
     assert seek == win.frames and not one_piece
-    monkeypatch.setattr(T, "_token_times", times_ending(5.5))  # 2.5 s of its speech have no text
-    kept, seek, one_piece = T._split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    monkeypatch.setattr(T, "token_times", times_ending(5.5))  # 2.5 s of its speech have no text
+    kept, seek, one_piece = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
     assert kept == [] and seek == 0 and one_piece  # the first piece again, alone
 
 
@@ -183,20 +185,21 @@ def test_a_packed_window_whose_pieces_were_all_heard_is_done(base, monkeypatch):
     (int8 greedy on an AMD EPYC: ... <|29.56|><|29.56|><|endoftext|> in a 29.80 s window). Every piece was heard
     to its end, so nothing of the window is decoded again: the 0.24 s sliver after that timestamp, decoded
     alone, had Whisper repeat the whole last utterance into it."""
-    import genlab.asr.transcribe as T
+    import genlab.asr.segments as T
     from genlab.asr.decoding import DecodingResult
+    from genlab.asr.windows import Window
 
     tok = base.tokenizer.with_options(language="en", task="transcribe")
     first, second = tok.encode(" he might have been made still"), tok.encode(" He might even")
     ts = lambda s: tok.timestamp_begin + round(s / 0.02)  # noqa: E731
     tokens = [ts(1.0), *first, ts(7.8), ts(8.5), *second, ts(10.6), ts(10.6)]  # ends on an opening timestamp
     result = DecodingResult(tokens=tokens, text="", language="en", temperature=0.0)
-    win = T._Window([(1000, 1800), (2500, 2800)])  # 8 s and 3 s of the file: the window ends at 11.0 s
-    segments, next_frame = T._split_segments(result, tok, 0, win.frames, 0.0)
+    win = Window([(1000, 1800), (2500, 2800)])  # 8 s and 3 s of the file: the window ends at 11.0 s
+    segments, next_frame = T.split_segments(result, tok, 0, win.frames, 0.0)
     assert next_frame == 1060  # Whisper's own seeking: from the last timestamp, 0.4 s before the end
     times = np.concatenate([np.linspace(1.0, 7.7, len(first) + 1), np.linspace(8.6, 10.8, len(second))])
-    monkeypatch.setattr(T, "_token_times", lambda *args, **kw: times)
-    kept, seek, one_piece = T._split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    monkeypatch.setattr(T, "token_times", lambda *args, **kw: times)
+    kept, seek, one_piece = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
     assert [s.text.strip() for s in kept] == ["he might have been made still", "He might even"]
     assert seek == win.frames and not one_piece
 
@@ -211,14 +214,14 @@ def test_int8_and_bf16_transcribe_jfk():
     for kw in ({"int8": True}, {"dtype": "bfloat16"}):
         pipe = load("base", **kw)
         if kw.get("int8"):
-            assert isinstance(pipe.model.decoder.head, torch.nn.Module)  # the output projection is quantized too
+            assert isinstance(pipe.model.head, torch.nn.Module)  # the output projection is quantized too
         # With the voice-activity gate: the long-form loop reads the decoder's layers to choose its threads.
         text = pipe.transcribe(str(JFK), language="en", beam_size=1, vad=True).text
         assert edit_distance(_words(JFK_TEXT), _words(text)) <= 1, (kw, text)
 
 
 def test_vectorised_dtw_matches_the_cell_loop():
-    from genlab.asr.transcribe import dtw
+    from genlab.asr.timing import dtw
 
     def loop(cost):
         N, M = cost.shape
@@ -248,7 +251,7 @@ def test_vectorised_dtw_matches_the_cell_loop():
 def test_median_filter_network_matches_unfold_median():
     import torch.nn.functional as F
 
-    from genlab.asr.transcribe import _median_filter
+    from genlab.asr.timing import median_filter as _median_filter
 
     torch.manual_seed(0)
     for shape, width in [((2, 3, 40), 7), ((1, 5, 9), 3), ((4, 2, 100), 5)]:
@@ -281,8 +284,9 @@ def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_
     import threading
 
     from genlab.asr import load
-    from genlab.asr.transcribe import _speech_groups, _Todo
     from genlab.asr.vad import speech_regions
+    from genlab.asr.windows import Todo as _Todo
+    from genlab.asr.windows import speech_groups as _speech_groups
 
     if int8:
         base = load("base", int8=True)
@@ -317,7 +321,8 @@ def test_the_encoding_ahead_takes_every_thread_while_the_decoding_thread_waits_f
     import threading
     import time
 
-    from genlab.asr.transcribe import _EncodeAhead, _Window
+    from genlab.asr.fast.ahead import EncodeAhead as _EncodeAhead
+    from genlab.asr.windows import Window as _Window
 
     seen, busy_part_done = [], threading.Event()
 
@@ -354,7 +359,8 @@ def test_windows_encoded_ahead_are_used_only_for_the_windows_they_were_planned_a
     changed the guesses from there on are thrown away."""
     import threading
 
-    from genlab.asr.transcribe import _EncodeAhead, _Window
+    from genlab.asr.fast.ahead import EncodeAhead as _EncodeAhead
+    from genlab.asr.windows import Window as _Window
 
     def encode(wins):
         if wins[0].pieces == [(0, 1)]:

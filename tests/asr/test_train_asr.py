@@ -11,7 +11,7 @@ import signal
 import pytest
 import torch
 
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, Interrupted
 
 pytestmark = [
     pytest.mark.skipif(
@@ -142,13 +142,14 @@ def test_resume_after_a_kill_is_bit_exact(corpus, tmp_path):
 
     def loss_then_sigterm(batch, phase="main"):
         calls["n"] += 1
-        if calls["n"] == 3:  # SIGTERM during step 3: the trainer finishes the step, saves and returns
+        if calls["n"] == 3:  # SIGTERM during step 3: the trainer finishes the step, saves and raises
             os.kill(os.getpid(), signal.SIGTERM)
         return real_loss(batch, phase)
 
     killed.loss = loss_then_sigterm
     t2 = Trainer(killed, cfg.train, tmp_path / "b")
-    t2.fit()
+    with pytest.raises(Interrupted):
+        t2.fit()
     assert t2.step == 3
 
     torch.manual_seed(123)  # a fresh process would start from other RNG state: resume must restore it

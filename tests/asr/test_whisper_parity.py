@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from genlab.asr.decoding import DecodingOptions, decode
-from genlab.asr.model import KVCache, Whisper, WhisperConfig
+from genlab.asr.fast import FastWhisper
+from genlab.asr.model import Whisper, WhisperConfig
 from genlab.errors import GenlabError
 from genlab.interop.whisper import (
     WhisperWeights,
@@ -47,7 +48,7 @@ def test_kv_cache_matches_full_forward_and_training_is_differentiable():
     assert full.shape == (2, 9, 51865)
     with torch.no_grad():
         f = m.embed_audio(mel)
-        cache = KVCache(m, f)
+        cache = m.new_cache(2)
         steps = [m.logits(tok[:, :3], f, cache), m.logits(tok[:, 3:4], f, cache), m.logits(tok[:, 4:], f, cache)]
     torch.testing.assert_close(torch.cat(steps, 1), full.detach(), atol=1e-5, rtol=0)
     loss = torch.nn.functional.cross_entropy(full.flatten(0, 1), tok.flatten())
@@ -57,23 +58,22 @@ def test_kv_cache_matches_full_forward_and_training_is_differentiable():
 
 @pytest.mark.parametrize("windows,group", [(1, 1), (2, 1), (1, 5), (2, 5)])
 def test_one_token_steps_equal_the_module_forward(windows, group):
-    """Decoding steps run a flat path over products bound once per window (KVCache.step_plan); it must give
-    the module forward's logits, for one or two rows (contiguous copies), beams sharing audio rows (oneDNN), and
-    int8 layers (their own kernels)."""
-    from genlab.asr.api import quantize_int8
-
-    for model in (random_model(), quantize_int8(random_model())):
+    """The fast path's steps run flat over products bound once per window (genlab.asr.fast.StepCache.plan); they
+    must give the plain model's logits, for one or two rows (contiguous copies), beams sharing audio rows
+    (oneDNN), and int8 layers (their own kernels, against the quantized copy's module forward)."""
+    for fast in (FastWhisper(random_model()), FastWhisper(random_model(), int8=True)):
+        plain = fast.model  # the int8 wrapper's quantized copy: the same kernels through the modules
         with torch.no_grad():
-            f = model.embed_audio(torch.randn(windows, 80, 80))
+            f = fast.embed_audio(torch.randn(windows, 80, 80))
+            kv = fast.audio_kv(f)
             start = torch.randint(0, 51865, (windows * group, 3))
-            flat, modules = KVCache(model, f, group=group), KVCache(model, f, group=group)
-            assert flat.step_plan is not None
-            modules.step_plan = None  # the module forward
-            model.logits(start, f, flat), model.logits(start, f, modules)
+            flat, modules = fast.new_cache(windows * group, audio_kv=kv), plain.new_cache(windows * group)
+            assert flat.plan is not None
+            fast.logits(start, f, flat, audio_kv=kv), plain.logits(start, f, modules, audio_kv=kv)
             for _ in range(3):
                 tok = torch.randint(0, 51865, (windows * group, 1))
-                a = model.logits(tok, f, flat, positions=[-1])
-                b = model.logits(tok, f, modules, positions=[-1])
+                a = fast.logits(tok, f, flat, positions=[-1], audio_kv=kv)
+                b = fast._output(plain.decoder.hidden(tok, f, modules, kv, positions=[-1]))
                 torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
             assert flat.length == modules.length == 6
 
@@ -199,7 +199,7 @@ def test_hf_directory_loads_with_identical_logits_and_greedy_tokens(tmp_path):
         torch.testing.assert_close(m(mel, tok), ref, atol=1e-5, rtol=0)
         # Plain greedy continuation (no filters) token by token against HF's own forward.
         f = m.embed_audio(mel[:1])
-        cache = KVCache(m, f)
+        cache = m.new_cache(1)
         seq = tok[:1, :3]
         nxt = m.logits(seq, f, cache, positions=[-1])[:, -1].argmax(-1, keepdim=True)
         ours, theirs, hseq = [], [], seq
@@ -387,16 +387,10 @@ def test_cached_output_projection_follows_the_embedding():
 
 
 def test_int8_stacked_query_key_value_equals_the_three_layers():
-    from genlab.asr.api import quantize_int8
-
-    model = quantize_int8(random_model())
-    stacked = [b.attn.stacked_qkv for b in model.decoder.blocks]
-    assert all(s is not None for s in stacked)
+    fast = FastWhisper(random_model(), int8=True)
     with torch.no_grad():
-        f = model.embed_audio(torch.randn(1, 80, 80))
-        tokens = torch.randint(0, 51865, (1, 4))
-        one = model.logits(tokens, f)
-        for b in model.decoder.blocks:
-            b.attn.stacked_qkv = None
-        three = model.logits(tokens, f)
+        x = torch.randn(1, 64)
+        a = fast.decoder.blocks[0].attn
+        one = fast._qkv[0](x)
+        three = torch.cat([a.query(x), a.key(x), a.value(x)], dim=-1)
     assert torch.equal(one, three)  # per-row weight scales and one input scale per product: the same integers

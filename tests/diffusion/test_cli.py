@@ -113,3 +113,94 @@ def test_convert_from_diffusers_round_trip(tmp_path):
     cfg_path.write_text(json.dumps(cfg))
     result = _cli("convert", "--from", "diffusers", str(pipe_dir), "--out", str(tmp_path / "x"))
     assert result.returncode == 2 and "resnet_time_scale_shift='scale_shift' is not supported" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a new user tripped on (issue 20, item 8): each of these failed on the code before the fix.
+
+
+def _one_line_error(capsys, code, *words):
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, err
+    return err
+
+
+def test_resume_with_a_changed_model_override_names_the_keys(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    code = main(["train", "diffusion", "--out", str(run), *TINY, "model.unet.channels=16,32",
+                 "model.unet.layers_per_block=2"])
+    err = _one_line_error(capsys, code, "unet.channels", "unet.layers_per_block", "--fresh")
+    assert "8, 16" in err and "16, 32" in err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before  # nothing touched
+
+
+@pytest.mark.parametrize("override, words", [
+    ("model.unet.norm_groups=5", ["model.unet.norm_groups=5", "divisible", "norm_groups"]),
+    ("model.unet.channels=8,18", ["model.unet.channels=8,18", "18", "norm_groups"]),
+    ("model.unet.attention=true", ["attention", "channels"]),
+])
+def test_unet_config_that_cannot_be_built_is_one_line(override, words, tmp_path, capsys):
+    code = main(["train", "diffusion", "--out", str(tmp_path / "r"), *TINY, override])
+    _one_line_error(capsys, code, *words)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("override", ["train.steps=-5", "train.steps=0", "train.batch_size=0", "train.lr=-1e-3",
+                                      "train.grad_accum=0", "train.beta2=1.5", "train.ema_decay=1"])
+def test_out_of_range_train_settings_are_refused(override, tmp_path, capsys):
+    code = main(["train", "diffusion", "--out", str(tmp_path / "r"), *TINY, override])
+    _one_line_error(capsys, code, override)
+    assert not (tmp_path / "r").exists()
+
+
+def _no_sampling(monkeypatch):
+    from genlab.diffusion import pipeline
+
+    def refuse(*a, **k):
+        raise AssertionError("sampled before the output path was checked")
+
+    monkeypatch.setattr(pipeline, "generate", refuse)
+
+
+def test_unwritable_outputs_are_found_before_sampling(tiny_run, tmp_path, capsys, monkeypatch):
+    _no_sampling(monkeypatch)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    model = ["--model", str(tiny_run), "--steps", "2", "--n", "1"]
+    code = main(["sample", "diffusion", *model, "--out", str(blocker / "grid.png")])
+    _one_line_error(capsys, code, str(blocker))
+    code = main(["sample", "diffusion", *model, "--out", str(tmp_path / "ok.png"), "--save-each", str(blocker / "d")])
+    _one_line_error(capsys, code, str(blocker))
+    code = main(["sample", "diffusion", *model, "--out", str(tmp_path)])  # a directory, not a file
+    _one_line_error(capsys, code, str(tmp_path))
+    code = main(["eval", "fid", *model, "--json", str(blocker / "fid.json")])
+    _one_line_error(capsys, code, str(blocker))
+    assert not (tmp_path / "ok.png").exists()
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".jpg", "JPEG"), (".jpeg", "JPEG"), (".webp", "WEBP"), (".png", "PNG")])
+def test_out_suffix_chooses_the_image_format_and_provenance_survives(tiny_run, tmp_path, suffix, fmt):
+    from PIL import Image
+
+    from genlab.data.images import read_image_provenance
+
+    out = tmp_path / f"grid{suffix}"
+    assert main(["sample", "diffusion", "--model", str(tiny_run), "--sampler", "ddim", "--steps", "2", "--n", "2",
+                 "--seed", "3", "--out", str(out)]) == 0
+    with Image.open(out) as im:
+        assert im.format == fmt
+    info = read_image_provenance(out)
+    assert info["seed"] == 3 and info["sampler"] == "ddim" and len(info["weights_hash"]) == 16
+
+
+def test_unknown_image_suffix_is_refused_before_sampling(tiny_run, tmp_path, capsys, monkeypatch):
+    _no_sampling(monkeypatch)
+    code = main(["sample", "diffusion", "--model", str(tiny_run), "--out", str(tmp_path / "grid.gif")])
+    _one_line_error(capsys, code, "grid.gif", ".png", ".jpg", ".webp")

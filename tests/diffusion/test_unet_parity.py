@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from genlab.diffusion.model import UNet, UNetConfig
+from genlab.interop.diffusers import rename_attention_keys
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -19,7 +20,7 @@ def _pair(channels=(32, 64, 64), attention=(False, True, True), layers=2, head_d
     ).eval()
     ours = UNet(UNetConfig(image_size=16, channels=channels, attention=attention, layers_per_block=layers,
                            head_dim=head_dim, norm_groups=8, mid_attention=mid_attention)).eval()
-    ours.load_state_dict(ref.state_dict(), strict=True)
+    ours.load_state_dict(rename_attention_keys(ref.state_dict()), strict=True)
     return ours, ref
 
 

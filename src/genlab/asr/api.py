@@ -83,38 +83,16 @@ def load(name_or_path: str, device: str = "cpu", int8: bool = False, dtype: str 
     if tok_path is None:
         raise GenlabError(f"{weights.source}: no tokenizer.json beside the weights")
     model = build_model(weights).to(device)
-    if int8:
-        if device != "cpu":
-            raise GenlabError("--int8 is a CPU option (dynamic int8 quantization of the linear layers)")
-        model = quantize_int8(model)
+    if int8 and device != "cpu":
+        raise GenlabError("--int8 is a CPU option (dynamic int8 quantization of the linear layers)")
+    if device == "cpu":  # the CPU decoding path (genlab.asr.fast); the plain model elsewhere
+        from .fast import FastWhisper
+
+        model = FastWhisper(model, int8=int8)
     multilingual = weights.extra.get("multilingual", model.is_multilingual)
     tokenizer = get_tokenizer(tok_path, multilingual=bool(multilingual))
     return WhisperPipeline(model, tokenizer, device=device, compute=dtype or ("int8" if int8 else "float32"),
                            window_padding=weights.extra.get("window_padding", "zeros"))
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization (weights int8 with a scale per output row, as CTranslate2's int8; activations
-    quantized on the fly) of every Linear and of the output projection (an untied copy of the embedding)."""
-    import warnings
-
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    d, vocab = model.decoder.token_embedding.weight.shape[1], model.decoder.token_embedding.weight.shape[0]
-    head = torch.nn.Linear(d, vocab, bias=False)
-    head.weight = torch.nn.Parameter(model.decoder.token_embedding.weight.detach().clone())
-    model.decoder.head = head
-    for block in model.decoder.blocks:
-        # The self-attention's query, key and value as one layer: the weights are quantized per output row and
-        # the input once per product, so the stacked layer computes exactly what the three would, in one call.
-        a = block.attn
-        stacked = torch.nn.Linear(d, 3 * d)
-        stacked.weight = torch.nn.Parameter(torch.cat([a.query.weight, a.key.weight, a.value.weight]).detach())
-        stacked.bias = torch.nn.Parameter(torch.cat([a.query.bias, torch.zeros(d), a.value.bias]).detach())
-        a.stacked_qkv = stacked
-    with warnings.catch_warnings():  # torch.ao's deprecation notices; the API still works on torch 2.x
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
 class WhisperPipeline:

@@ -5,8 +5,10 @@ symbols, enforce the timestamp grammar, pick greedily or by beam search, and rep
 the compression ratio and the no-speech probability that the long-form loop (:mod:`genlab.asr.transcribe`)
 uses to accept a window or fall back to sampling at a higher temperature.
 
-The loop is written out in :func:`decode`; the parts it uses are small: logit filters (functions over
-``(B, V)`` logits) and two token choosers (greedy/sampling and beam search).
+What is Whisper's lives here: the prompt layout, the logit filters (functions over ``(B, V)`` logits), the
+no-speech probability, language identification and the ranking of candidates. The token loops are genlab's one
+autoregressive loop (:mod:`genlab.sampling`): ``generate`` for greedy decoding and sampling, and
+``patience_beam_search`` (openai-whisper's beam search) over a step that runs the model with its cache.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
-import torch.nn.functional as F
 
-from ..nn.linear import ONEDNN
-from .model import KVCache, Whisper
+from .. import sampling
+from .model import Whisper
 from .tokenizer import WhisperTokenizer
 
 
@@ -254,48 +255,66 @@ def _decode_group(
 
     # Each window has n_group hypotheses (beams or samples), in consecutive rows; the audio keys/values are
     # computed and kept once per window and shared by its hypotheses.
-    cache = KVCache(model, features, max_len=sample_begin + sample_len + 1, group=n_group, audio_kv=audio_kv)
+    if audio_kv is None:
+        audio_kv = model.audio_kv(features)
+    cache = model.new_cache(B * n_group, max_len=sample_begin + sample_len + 1, audio_kv=audio_kv)
     tokens = torch.tensor([initial] * (B * n_group), dtype=torch.long, device=device)  # (B*n, T0)
-    logits = model.logits(tokens, features, cache, positions=[sot_index, -1])  # (B*n, 2, V)
-    no_speech = logits[::n_group, 0].float().softmax(dim=-1)[:, tok.no_speech].tolist()
-    logits = logits[:, -1]  # (B*n, V)
+    no_speech: list[float] = []
+
+    def step(new: torch.Tensor, cache) -> torch.Tensor:
+        """genlab.sampling's step: (N, t) new tokens -> (N, V) next-token logits. The first call (the prompt)
+        also keeps the no-speech probability, read at <|startoftranscript|>; ``on_step`` runs before the others."""
+        if not no_speech:
+            logits = model.logits(new, features, cache, positions=[sot_index, -1], audio_kv=audio_kv)  # (N, 2, V)
+            no_speech.extend(logits[::n_group, 0].float().softmax(dim=-1)[:, tok.no_speech].tolist())
+            return logits[:, -1]
+        if on_step is not None:
+            on_step()
+        return model.logits(new, features, cache, positions=[-1], audio_kv=audio_kv)[:, -1]
+
+    def rules(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:  # Whisper's logit filters
+        filter_logits(logits, tokens)
+        return logits
 
     with decode_threads(model, device):
         if beam:
-            seqs, sum_lp = _beam_search(
-                model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len, on_step
-            )
+            found = sampling.patience_beam_search(step, tokens, num_beams=beam, max_new_tokens=sample_len,
+                                                  eos_token_id=tok.eot, patience=opts.patience, processors=[rules],
+                                                  cache=cache)
+            seqs, sum_lp = [[c[0] for c in window] for window in found], [[c[1] for c in window] for window in found]
         else:
-            seqs, sum_lp = _sample(
-                model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len, on_step
+            hot = opts.temperature > 0
+            gen = torch.Generator(device=device).manual_seed(opts.seed) if hot else None
+            out, lps = sampling.generate(
+                step, tokens, max_new_tokens=sample_len, processors=[rules],
+                warpers=[sampling.temperature(opts.temperature)] if hot else [], sample=hot, generator=gen,
+                eos_token_id=tok.eot, cache=cache, return_logprobs=True,
             )
+            seqs = [out[b * n_group : (b + 1) * n_group].tolist() for b in range(B)]
+            sum_lp = [lps[b * n_group : (b + 1) * n_group].tolist() for b in range(B)]
 
     results = []
     for b in range(B):
-        cands = seqs[b * n_group : (b + 1) * n_group] if not beam else seqs[b]
-        lps = sum_lp[b * n_group : (b + 1) * n_group] if not beam else [c[1] for c in cands]
-        cand_tokens = [c[sample_begin:] for c in (cands if not beam else [c[0] for c in cands])]
+        cand_tokens = [c[sample_begin:] for c in seqs[b]]
         cand_tokens = [t[: t.index(tok.eot)] if tok.eot in t else t for t in cand_tokens]
-        scores = [_rank_score(lp, len(t), opts.length_penalty) for t, lp in zip(cand_tokens, lps)]
+        scores = [_rank_score(lp, len(t), opts.length_penalty) for t, lp in zip(cand_tokens, sum_lp[b])]
         best = max(range(len(scores)), key=lambda i: scores[i])
         text = tok.decode(cand_tokens[best]).strip()
         results.append(DecodingResult(
             tokens=cand_tokens[best], text=text, language=tok.language or "en",
-            avg_logprob=lps[best] / (len(cand_tokens[best]) + 1), sum_logprob=lps[best],
+            avg_logprob=sum_lp[b][best] / (len(cand_tokens[best]) + 1), sum_logprob=sum_lp[b][best],
             no_speech_prob=no_speech[b], temperature=opts.temperature, compression_ratio=compression_ratio(text),
         ))
     return results
 
 
-def decode_threads(model: Whisper, device: torch.device):
+def decode_threads(model, device: torch.device):
     """How many threads the token loop uses. A decoding step is a chain of small matrix-vector products.
     PyTorch's default fp32 kernels run a one-row product on one thread, so with them the loop runs on one (the
-    encoder, one big batched pass, keeps them all). Every other path splits even one row over the threads and
-    keeps them: oneDNN on repacked fp32 weights and int8 (base, 2 threads, per greedy token: 14.9 against 19.0 ms
-    and 7.1 against 8.5 ms; ``benchmarks/decoder_linear.py``), bf16 (the same either way)."""
-    fc = model.decoder.blocks[0].mlp[0]
-    default_fp32 = type(fc) is torch.nn.Linear and fc.weight.dtype == torch.float32 and not ONEDNN
-    return few_threads(device) if default_fp32 else contextlib.nullcontext()
+    encoder, one big batched pass, keeps them all). A model that says its steps use every thread keeps them
+    (:class:`genlab.asr.fast.FastWhisper`: oneDNN on repacked fp32 weights and int8 split even one row over them;
+    ``benchmarks/decoder_linear.py``)."""
+    return contextlib.nullcontext() if getattr(model, "steps_use_all_threads", False) else few_threads(device)
 
 
 @contextlib.contextmanager
@@ -315,92 +334,6 @@ def _rank_score(logprob: float, length: int, length_penalty: float | None) -> fl
     # Wu et al. 2016 length penalty ((5 + L) / 6) ** alpha; without one, the mean log-prob per token.
     penalty = length if length_penalty is None else ((5 + length) / 6) ** length_penalty
     return logprob / max(penalty, 1e-9)
-
-
-def _sample(model, features, cache, tokens, logits, filter_logits, tok, opts, sample_len, on_step=None):
-    """Greedy (temperature 0) or ancestral sampling; all rows run until every one has emitted <|endoftext|>."""
-    N = tokens.shape[0]
-    gen = torch.Generator(device=tokens.device).manual_seed(opts.seed) if opts.temperature > 0 else None
-    sum_logprobs = torch.zeros(N, device=tokens.device)
-    finished = torch.zeros(N, dtype=torch.bool, device=tokens.device)
-    current = tokens
-    for step in range(sample_len):
-        if step > 0:
-            if on_step is not None:
-                on_step()
-            logits = model.logits(current[:, -1:], features, cache, positions=[-1])[:, -1]  # (N, V)
-        filter_logits(logits, current)
-        logprobs = F.log_softmax(logits.float(), dim=-1)
-        if opts.temperature == 0:
-            next_tok = logits.argmax(dim=-1)
-        else:
-            probs = F.softmax(logits.float() / opts.temperature, dim=-1)
-            next_tok = torch.multinomial(probs, 1, generator=gen).squeeze(1)
-        lp = logprobs.gather(1, next_tok[:, None]).squeeze(1)
-        sum_logprobs += torch.where(finished, torch.zeros_like(lp), lp)
-        next_tok = torch.where(finished, torch.full_like(next_tok, tok.eot), next_tok)
-        finished |= next_tok == tok.eot
-        current = torch.cat([current, next_tok[:, None]], dim=1)
-        if bool(finished.all()) or cache.length + 1 >= cache.max_len:
-            break
-    return current.tolist(), sum_logprobs.tolist()
-
-
-def _beam_search(model, features, cache, tokens, logits, filter_logits, tok, opts, beam, sample_len, on_step=None):
-    """Beam search over ``beam`` hypotheses per window; a window is done after ``round(beam * patience)`` of its
-    hypotheses have ended. Returns, per window, a list of (tokens, sum of log-probs).
-
-    The same search as openai-whisper's ``BeamSearchDecoder``: each step, every live hypothesis proposes its
-    ``beam + 1`` most likely next tokens and the ``beam`` best-scoring continuations that do not end live on. All
-    hypotheses start identical, so the first step expands only the first of each window; from then on live
-    hypotheses are distinct, a continuation is named by (parent row, token), and a sequence is spelled out only
-    when it ends."""
-    N = tokens.shape[0]
-    B = N // beam
-    max_finished = round(beam * opts.patience)
-    sum_logprobs = [0.0] * N
-    finished: list[dict[tuple, float]] = [{} for _ in range(B)]
-    for step in range(sample_len):
-        if step > 0:
-            if on_step is not None:
-                on_step()
-            logits = model.logits(tokens[:, -1:], features, cache, positions=[-1])[:, -1]
-        filter_logits(logits, tokens)
-        top_lp, top_tok = F.log_softmax(logits.float(), dim=-1).topk(beam + 1, dim=-1)  # (N, beam + 1)
-        top_lp, top_tok = top_lp.tolist(), top_tok.tolist()
-        sources, next_tok, next_lp = [], [], []
-        for b in range(B):
-            parents = [b * beam] if step == 0 else range(b * beam, (b + 1) * beam)
-            candidates = [(sum_logprobs[j] + lp, j, t) for j in parents for lp, t in zip(top_lp[j], top_tok[j])]
-            kept = 0
-            for score, j, t in sorted(candidates, key=lambda c: c[0], reverse=True):  # stable: ties keep order
-                if t == tok.eot:
-                    if len(finished[b]) < max_finished:
-                        finished[b].setdefault((*tokens[j].tolist(), t), score)
-                else:
-                    # At the first step every row holds the same tokens and cache: each keeps its own.
-                    sources.append(b * beam + kept if step == 0 else j)
-                    next_tok.append(t)
-                    next_lp.append(score)
-                    kept += 1
-                    if kept == beam:
-                        break
-        index = torch.tensor(sources, device=tokens.device)
-        cache.reorder(index)
-        sum_logprobs = next_lp
-        tokens = torch.cat([tokens[index], torch.tensor(next_tok, device=tokens.device)[:, None]], dim=1)
-        if all(len(f) >= max_finished for f in finished) or cache.length + 1 >= cache.max_len:
-            break
-    out = []
-    for b in range(B):
-        cands = dict(finished[b])
-        if len(cands) < beam:  # the search ran out of steps: keep the live hypotheses too
-            for j in range(b * beam, (b + 1) * beam):
-                cands.setdefault((*tokens[j].tolist(), tok.eot), sum_logprobs[j])
-                if len(cands) >= beam:
-                    break
-        out.append([(list(s), lp) for s, lp in cands.items()])
-    return out, None
 
 
 def with_temperature(opts: DecodingOptions, t: float) -> DecodingOptions:

@@ -89,7 +89,7 @@ PRESETS: dict[str, ASRRunConfig] = {
         data=DataConfig(group_size=24, units="chars", max_tokens=240),
         ctc_weight=0.3,
         train=TrainConfig(
-            steps=3000, batch_size=1, lr=1.5e-3, warmup_steps=100, weight_decay=0.05, beta2=0.98, amp="bf16",
+            steps=3000, batch_size=1, lr=1.5e-3, warmup_steps=100, weight_decay=0.05, beta2=0.98, precision="bf16",
             ema_decay=0.998, ckpt_every=50, log_every=10, threads=1, eval_every=500,
         ),
     ),
@@ -330,12 +330,7 @@ class ASRTask:
         The same computation as ``Whisper.forward`` up to its last line, so that the loss can take the product
         with the active rows only.
         """
-        dec = self.model.decoder
-        x = dec.token_embedding(tokens) + dec.positional_embedding[: tokens.shape[1]]  # (B, T, d)
-        x = x.to(audio.dtype)
-        for block in dec.blocks:
-            x = block(x, audio, causal=True)[0]
-        return dec.ln(x)
+        return self.model.decoder.hidden(tokens, audio)
 
     def loss(self, batch: dict[str, torch.Tensor], phase: str = "main") -> tuple[torch.Tensor, dict[str, float]]:
         targets = batch["targets"]

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
-from ..errors import GenlabError
+from ..errors import GenlabError, check_writable
 
 SAMPLERS = ["ddpm", "ddim", "dpmpp-2m", "dpmpp-2m-karras", "euler", "heun"]
 
 
 def register(commands) -> None:
-    p = commands.train.add_parser("diffusion", help="train a pixel diffusion model (DDPM)")
-    p.add_argument("--preset", default="emoji32", help="emoji32 | emoji64 | digits")
-    p.add_argument("--out", default=None, help="run directory (default runs/diffusion-PRESET); resumes if present")
-    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in the run directory")
-    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.steps=500 model.unet.channels=32,64")
-    p.set_defaults(handler=_train)
+    from ..cli import add_train_command
+
+    add_train_command(commands, "diffusion", help="train a pixel diffusion model (DDPM)",
+                      presets=["emoji32", "emoji64", "digits"], default="emoji32", handler=_train)
 
     def sampling_args(p):
         p.add_argument("--model", default="emoji32-ddpm", help="bundled model name or checkpoint directory")
@@ -25,13 +24,16 @@ def register(commands) -> None:
         p.add_argument("--n", type=int, default=16)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
-        p.add_argument("--bf16", action="store_true", help="bf16 autocast (about 2x faster on CPU at large batch)")
+        p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                       help="bf16: autocast the UNet (about 2x faster on CPU at large batch)")
+        p.add_argument("--bf16", dest="precision", action="store_const", const="bf16", help=argparse.SUPPRESS)
         p.add_argument("--no-clip", dest="clip", action="store_false",
                        help="do not clamp the predicted clean image to [-1, 1] at each step (Ho et al. do)")
 
     p = commands.sample.add_parser("diffusion", help="sample images from a diffusion model")
     sampling_args(p)
-    p.add_argument("--out", default="samples.png", help="the grid PNG")
+    p.add_argument("--out", default="samples.png", help="the grid image: .png, .jpg/.jpeg or .webp (provenance in "
+                   "a PNG text chunk, or in EXIF ImageDescription for JPEG/WebP)")
     p.add_argument("--save-each", default=None, metavar="DIR", help="also write every sample as its own PNG")
     p.set_defaults(handler=_sample)
 
@@ -46,16 +48,13 @@ def register(commands) -> None:
 
 
 def _train(args) -> None:
+    from ..cli import run_directory
     from ..config import apply_overrides, pick_preset, to_dict
     from ..train import Trainer, seed_everything
     from .task import PRESETS, DiffusionTask
 
     run = apply_overrides(pick_preset(PRESETS, args.preset), args.overrides)
-    out = Path(args.out or f"runs/diffusion-{args.preset}")
-    if args.fresh and (out / "checkpoints").exists():
-        import shutil
-
-        shutil.rmtree(out / "checkpoints")
+    out = run_directory(args, "diffusion")
     seed_everything(run.train.seed)  # the initial weights come from the seed too
     task = DiffusionTask(run.model)
     print(f"training {args.preset}: {sum(p.numel() for p in task.model.parameters()) / 1e6:.2f}M parameters, "
@@ -70,14 +69,20 @@ def _load_and_generate(args):
 
     loaded = load(args.model, use_ema=not args.no_ema)
     images = generate(loaded.model, loaded.cfg, n=args.n, sampler=args.sampler, steps=args.steps, seed=args.seed,
-                      amp=args.bf16, clip=args.clip)
-    return loaded, images, provenance(loaded, args.sampler, args.steps, args.seed, args.n, bf16=args.bf16,
+                      precision=args.precision, clip=args.clip)
+    return loaded, images, provenance(loaded, args.sampler, args.steps, args.seed, args.n, precision=args.precision,
                                       clip=args.clip)
 
 
 def _sample(args) -> None:
-    from .pipeline import save_each, save_grid
+    from ..data.images import check_image_path
+    from .pipeline import check_sampling, save_each, save_grid
 
+    # Everything the user gave is checked before minutes of sampling.
+    check_sampling(args.n, args.steps, args.precision)
+    check_image_path(args.out)
+    if args.save_each:
+        check_writable(args.save_each, directory=True)
     loaded, images, info = _load_and_generate(args)
     path = save_grid(images, args.out, info)
     print(f"wrote {path} ({len(images)} samples, {args.sampler} {args.steps} steps, seed {args.seed})")
@@ -88,25 +93,22 @@ def _sample(args) -> None:
 
 def _eval_fid(args) -> None:
     from ..eval.fid import fid_report
+    from .pipeline import check_sampling
 
+    check_sampling(args.n, args.steps, args.precision)
     if args.json:
-        _check_writable(Path(args.json))
+        check_writable(args.json)
     loaded, images, info = _load_and_generate(args)
     if loaded.cfg.dataset != "emoji32":
         raise GenlabError(f"FID is defined on emoji32 (genlab's feature network); {args.model} is {loaded.cfg.dataset}")
     report = {**info, **fid_report(images, n=args.n, seed=args.seed)}
     print(json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-
-
-def _check_writable(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a"):
-            pass
-    except OSError as e:
-        raise GenlabError(f"cannot write {path}: {e.strerror}") from None
+        try:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        except OSError as e:
+            raise GenlabError(f"cannot write {args.json}: {e.strerror}") from None
 
 
 def _convert_diffusers(src: str, out: str, args) -> None:

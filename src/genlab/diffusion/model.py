@@ -1,9 +1,9 @@
 """The DDPM UNet (Ho et al. 2020, "Denoising Diffusion Probabilistic Models", Appendix B).
 
 A UNet over images with a sinusoidal timestep embedding added inside every residual block and self-attention at
-the low resolutions. Module names follow diffusers' ``UNet2DModel`` (``down_blocks.0.resnets.1.conv1`` ...), so
-the published DDPM checkpoints in diffusers format load with no key mapping; ``interop/diffusers.py`` only checks
-that their config is one this file can express.
+the low resolutions. Module names follow diffusers' ``UNet2DModel`` (``down_blocks.0.resnets.1.conv1`` ...) but for the
+attention, genlab's shared one (``attentions.0.attn.query`` for diffusers' ``attentions.0.to_q``):
+``interop/diffusers.py`` renames those keys and checks that a published config is one this file can express.
 
 Reading order: config, residual block, attention, down/up-sampling, the three kinds of stage, the UNet.
 """
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn.attention import Attention
 from ..nn.embeddings import sinusoidal_embedding
 
 
@@ -58,24 +59,18 @@ class ResnetBlock(nn.Module):
 
 
 class SpatialSelfAttention(nn.Module):
-    """Multi-head self-attention over the H*W positions of a feature map, with a residual connection."""
+    """Multi-head self-attention (:class:`genlab.nn.attention.Attention`) over the H*W positions of a feature
+    map, after a GroupNorm, with a residual connection."""
 
     def __init__(self, channels: int, head_dim: int, groups: int, eps: float):
         super().__init__()
-        self.heads = channels // head_dim if head_dim else 1
         self.group_norm = nn.GroupNorm(groups, channels, eps=eps)
-        self.to_q = nn.Linear(channels, channels)
-        self.to_k = nn.Linear(channels, channels)
-        self.to_v = nn.Linear(channels, channels)
-        self.to_out = nn.ModuleList([nn.Linear(channels, channels)])
+        self.attn = Attention(channels, channels // head_dim if head_dim else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
         h = self.group_norm(x).view(B, C, H * W).transpose(1, 2)  # (B, HW, C)
-        q, k, v = (proj(h).view(B, H * W, self.heads, C // self.heads).transpose(1, 2)  # (B, nh, HW, hd)
-                   for proj in (self.to_q, self.to_k, self.to_v))
-        h = F.scaled_dot_product_attention(q, k, v)  # (B, nh, HW, hd)
-        h = self.to_out[0](h.transpose(1, 2).reshape(B, H * W, C))  # (B, HW, C)
+        h = self.attn(h)  # (B, HW, C)
         return x + h.transpose(1, 2).reshape(B, C, H, W)
 
 

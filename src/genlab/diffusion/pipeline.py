@@ -1,8 +1,8 @@
-"""Using a trained diffusion model: load it (by bundled name or directory), sample, save PNGs with provenance.
+"""Using a trained diffusion model: load it (by bundled name or directory), sample, save images with provenance.
 
-The sampling loop itself is :func:`genlab.diffusion.samplers.sample_loop` — a handful of visible lines. Every PNG
-written here carries the model's weights hash, the sampler, the steps, the seed and the command that reproduces
-it, in a PNG text chunk (read it back with :func:`genlab.data.images.read_png_provenance`).
+The sampling loop itself is :func:`genlab.diffusion.samplers.sample_loop` — a handful of visible lines. Every image
+written here (PNG, JPEG or WebP, as the suffix says) carries the model's weights hash, the sampler, the steps, the
+seed and the command that reproduces it (read it back with :func:`genlab.data.images.read_image_provenance`).
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ import torch
 
 from ..checkpoint import load_checkpoint, load_weights_strict, weights_hash
 from ..config import from_dict
-from ..data.images import make_grid, save_png
+from ..data.images import make_grid, save_image, save_png
 from ..errors import GenlabError
+from ..models import ASSETS, REGISTRY, resolve_model
 from .model import UNet
 from .samplers import make_sampler, sample_loop
 from .schedule import NoiseSchedule, make_prediction, split_prediction
 from .task import DiffusionConfig, build_model, to_uint8
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED = {"emoji32-ddpm": ASSETS / "emoji32-ddpm"}
+# The diffusion models of genlab.models.REGISTRY (benchmarks/diffusion_sweep.py writes their metrics.json).
+BUNDLED = {name: ASSETS / REGISTRY[name].asset for name in ("emoji32-ddpm",)}
 
 
 @dataclass
@@ -38,12 +39,7 @@ class LoadedModel:
 
 def load(name_or_dir: str, use_ema: bool = True, device: str = "cpu") -> LoadedModel:
     """Load a bundled model by name (``emoji32-ddpm``) or any genlab diffusion checkpoint / run directory."""
-    path = BUNDLED.get(name_or_dir, Path(name_or_dir))
-    if name_or_dir in BUNDLED and not path.exists():
-        raise GenlabError(f"bundled model {name_or_dir!r} is missing from {path}: reinstall genlab")
-    if not path.exists():
-        raise GenlabError(f"model not found: {name_or_dir!r} (a directory, or one of: {', '.join(BUNDLED)})")
-    ckpt = load_checkpoint(path, kind="diffusion")
+    ckpt = load_checkpoint(resolve_model(name_or_dir), kind="diffusion")
     cfg = from_dict(DiffusionConfig, ckpt.config)
     model = build_model(cfg)
     state = ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.model
@@ -84,14 +80,18 @@ def generate(
     seed: int = 0,
     batch_size: int = 256,
     callback=None,
-    amp: bool = False,
+    precision: str = "fp32",
     clip: bool = True,
+    amp: bool | None = None,
 ) -> torch.Tensor:
     """``n`` samples as uint8 (n, C, H, W). Batch ``b`` draws its noise from ``seed + b``, so a given
     (seed, n, batch_size) always gives the same images, and any batch can be regenerated on its own. ``clip``
-    clamps the model's implied clean image to [-1, 1] at every step (see :func:`clip_denoised`)."""
-    if n < 1 or steps < 1:
-        raise GenlabError(f"need n >= 1 and steps >= 1 (got n={n}, steps={steps})")
+    clamps the model's implied clean image to [-1, 1] at every step (see :func:`clip_denoised`). ``precision``
+    ``bf16`` runs the UNet under bf16 autocast (``amp=True`` is the old spelling, still read for
+    benchmarks/diffusion_sweep.py)."""
+    if amp is not None:
+        precision = "bf16" if amp else "fp32"
+    check_sampling(n, steps, precision)
     schedule = cfg.noise_schedule()
     device = next(model.parameters()).device
     size = cfg.unet.image_size
@@ -103,13 +103,21 @@ def generate(
         generator = torch.Generator().manual_seed(seed + b)
 
         def model_fn(x, t):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 return model(x, t).float()
 
         fn = clip_denoised(model_fn, schedule, cfg.prediction_type) if clip else model_fn
         x = sample_loop(fn, smp, (count, cfg.unet.in_channels, size, size), generator, callback, device=device)
         out.append(to_uint8(x.cpu()))
     return torch.cat(out)
+
+
+def check_sampling(n: int, steps: int, precision: str = "fp32") -> None:
+    """The sampling arguments a user gives, checked before a model is loaded."""
+    if n < 1 or steps < 1:
+        raise GenlabError(f"need n >= 1 and steps >= 1 (got n={n}, steps={steps})")
+    if precision not in ("fp32", "bf16"):
+        raise GenlabError(f"precision {precision!r}: choose fp32 or bf16")
 
 
 def provenance(loaded: LoadedModel, sampler: str, steps: int, seed: int, n: int, **extra) -> dict:
@@ -126,8 +134,9 @@ def provenance(loaded: LoadedModel, sampler: str, steps: int, seed: int, n: int,
 
 
 def save_grid(images: torch.Tensor, path: str | Path, info: dict, nrow: int | None = None) -> Path:
+    """One grid image, in the format ``path``'s suffix names (.png, .jpg, .webp), provenance inside."""
     nrow = nrow or max(1, int(len(images) ** 0.5))
-    return save_png(make_grid(images, nrow=nrow), path, info)
+    return save_image(make_grid(images, nrow=nrow), path, info)
 
 
 def save_each(images: torch.Tensor, directory: str | Path, info: dict) -> list[Path]:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import to_dict
+from ..errors import GenlabError
 from ..train import TrainConfig
 from .model import UNet, UNetConfig
 from .schedule import NoiseSchedule
@@ -32,8 +33,39 @@ class DiffusionConfig:
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
     dataset: Literal["emoji32", "emoji64", "digits"] = "emoji32"
 
+    def __post_init__(self):
+        problem = unet_problem(self.unet)
+        if problem:
+            raise GenlabError(problem)
+        if self.num_train_timesteps < 1 or not 0 < self.beta_start < self.beta_end < 1:
+            raise GenlabError(f"need num_train_timesteps >= 1 and 0 < beta_start < beta_end < 1 (got "
+                              f"{self.num_train_timesteps}, {self.beta_start}, {self.beta_end})")
+
     def noise_schedule(self) -> NoiseSchedule:
         return NoiseSchedule(self.schedule, self.num_train_timesteps, self.beta_start, self.beta_end)
+
+
+def unet_problem(u: UNetConfig) -> str | None:
+    """What makes a UNet config unbuildable, in one line naming the fields (None when it can be built). Checked
+    when the config is made or overridden, so that ``model.unet.channels=30,60`` fails at once, not deep in
+    GroupNorm."""
+    if not u.channels or len(u.attention) != len(u.channels):
+        return (f"unet.attention {tuple(u.attention)} needs one entry per stage of unet.channels "
+                f"{tuple(u.channels)}")
+    if min(u.channels) < 1 or u.layers_per_block < 1 or u.norm_groups < 1 or u.head_dim < 0:
+        return "unet.channels, unet.layers_per_block and unet.norm_groups must be >= 1, unet.head_dim >= 0"
+    odd = [c for c in u.channels if c % u.norm_groups]
+    if odd:
+        return (f"unet.channels {tuple(u.channels)}: {odd[0]} is not divisible by unet.norm_groups={u.norm_groups} "
+                "(GroupNorm splits the channels into equal groups)")
+    attended = [c for c, a in zip(u.channels, u.attention) if a] + ([u.channels[-1]] if u.mid_attention else [])
+    if u.head_dim and any(c % u.head_dim for c in attended):
+        return (f"unet.channels {tuple(u.channels)}: stages with attention must be divisible by "
+                f"unet.head_dim={u.head_dim}")
+    if u.image_size % 2 ** (len(u.channels) - 1):
+        return (f"unet.image_size={u.image_size} must be divisible by 2^{len(u.channels) - 1} (each of the "
+                f"{len(u.channels)} stages but the last halves it)")
+    return None
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..data.images import make_grid, save_png
-from .pipeline import BUNDLED, generate, load, provenance, save_grid
+from .pipeline import generate, load, provenance, save_grid
 
 TOUR_SAMPLERS = [("ddpm", 50), ("ddim", 20), ("dpmpp-2m", 20), ("euler", 20), ("heun", 10)]
 
@@ -62,7 +62,7 @@ def diffusion_section(out_dir: Path, quick: bool) -> str:
     parts.append(_figure("diffusion/trajectory.png", f"DPM++ 2M, 20 steps, steps {sorted(picks)}: top four rows x_t, "
                          "bottom four the model's estimate of the clean image at that step", 320))
 
-    metrics_path = BUNDLED[name] / "metrics.json"
+    metrics_path = Path(loaded.source) / "metrics.json"
     parts.append("<h3>Quality against sampling steps</h3>")
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
     if metrics is not None and metrics.get("weights_hash") not in (None, loaded.weights_hash):

@@ -3,7 +3,8 @@
 A diffusers pipeline directory (``unet/`` + ``scheduler/``) or a bare ``UNet2DModel`` directory (``config.json``
 + ``diffusion_pytorch_model.safetensors`` or ``.bin``). genlab's UNet uses diffusers' module names, so the weights
 load as they are; what this module does is read the config, refuse loudly what genlab's UNet cannot express,
-rename the pre-0.14 attention keys (``query``/``key``/``value``/``proj_attn``), and write a genlab checkpoint.
+rename the attention keys (today's ``to_q``... and the pre-0.14 ``query``/``key``/``value``/``proj_attn``) to
+genlab's shared attention, and write a genlab checkpoint.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from ..diffusion.task import DiffusionConfig
 from ..errors import GenlabError
 
 _SCHEDULES = {"linear": "linear", "squaredcos_cap_v2": "cosine"}
-_OLD_ATTENTION_KEYS = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
+# diffusers' attention projections (and their pre-0.14 names) -> genlab.nn.attention.Attention's, under ``attn``.
+ATTENTION_KEYS = {"to_q": "attn.query", "to_k": "attn.key", "to_v": "attn.value", "to_out.0": "attn.out",
+                  "query": "attn.query", "key": "attn.key", "value": "attn.value", "proj_attn": "attn.out"}
 
 
 def _require(cfg: dict, key: str, allowed: Any, source: Path) -> None:
@@ -116,14 +119,19 @@ def _load_weights(unet_dir: Path) -> dict[str, torch.Tensor]:
     raise GenlabError(f"{unet_dir}: no diffusion_pytorch_model.safetensors or .bin")
 
 
-def rename_old_attention_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def rename_attention_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """diffusers ``...attentions.0.to_q.weight`` (or the old ``...attentions.0.query.weight``) ->
+    genlab ``...attentions.0.attn.query.weight``; other keys as they are."""
     out = {}
     for key, value in state.items():
-        *path, leaf, kind = key.split(".")
-        if ".attentions." in key and leaf in _OLD_ATTENTION_KEYS:
-            key = ".".join([*path, _OLD_ATTENTION_KEYS[leaf], kind])
-            if value.ndim == 4:  # very old checkpoints stored these projections as 1x1 convs
-                value = value[:, :, 0, 0]
+        if ".attentions." in key:
+            head, tail = key.split(".attentions.", 1)
+            index, rest = tail.split(".", 1)
+            name, kind = rest.rsplit(".", 1)
+            if name in ATTENTION_KEYS:
+                key = f"{head}.attentions.{index}.{ATTENTION_KEYS[name]}.{kind}"
+                if value.ndim == 4:  # very old checkpoints stored these projections as 1x1 convs
+                    value = value[:, :, 0, 0]
         out[key] = value
     return out
 
@@ -141,7 +149,7 @@ def load_diffusers_unet(src: str | Path) -> tuple[UNet, DiffusionConfig]:
                        if p.exists()), None)
     cfg = diffusion_config_from_diffusers(unet_cfg, _read_json(sched_path) if sched_path else None, src)
     model = UNet(unet_cfg)
-    load_weights_strict(model, rename_old_attention_keys(_load_weights(unet_dir)), unet_dir)
+    load_weights_strict(model, rename_attention_keys(_load_weights(unet_dir)), unet_dir)
     return model, cfg
 
 

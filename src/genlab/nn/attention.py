@@ -188,13 +188,16 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
-Activation = Literal["gelu", "gelu_tanh", "quick_gelu", "swiglu"]
+Activation = Literal["gelu", "gelu_tanh", "quick_gelu", "swiglu", "geglu"]
 
 
 def mlp(dim: int, hidden: int, activation: Activation = "gelu", bias: bool = True) -> nn.Module:
-    """The feed-forward half of a block: ``Linear, act, Linear`` (keys ``0`` and ``2``), or :class:`SwiGLU`."""
+    """The feed-forward half of a block: ``Linear, act, Linear`` (keys ``0`` and ``2``), or :class:`SwiGLU` /
+    :class:`GEGLU`."""
     if activation == "swiglu":
         return SwiGLU(dim, hidden, bias=bias)
+    if activation == "geglu":
+        return GEGLU(dim, hidden, bias=bias)
     act = {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "quick_gelu": QuickGELU()}[activation]
     return nn.Sequential(nn.Linear(dim, hidden, bias=bias), act, nn.Linear(hidden, dim, bias=bias))
 
@@ -210,6 +213,13 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class GEGLU(SwiGLU):
+    """``down(gelu(gate(x)) * up(x))`` (Shazeer 2020), the feed-forward of Stable Diffusion's transformer blocks."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.gelu(self.gate(x)) * self.up(x))
 
 
 def norm(kind: Literal["layernorm", "rmsnorm"], dim: int, eps: float, bias: bool = True) -> nn.Module:
@@ -231,6 +241,7 @@ class BlockConfig:
     norm_eps: float = 1e-5
     bias: bool = True  # on every linear and norm
     key_bias: bool | None = None  # Whisper has none on its keys (it would cancel in the softmax)
+    qkv_bias: bool | None = None  # on the query/key/value projections (None: bias); Stable Diffusion has none there
     cross_dim: int | None = None  # width of what cross-attention reads (None: dim)
 
 
@@ -240,7 +251,8 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, cfg: BlockConfig, cross: bool = False):
         super().__init__()
-        attn = dict(n_kv_head=cfg.n_kv_head, bias=cfg.bias, key_bias=cfg.key_bias)
+        qkv_bias = cfg.bias if cfg.qkv_bias is None else cfg.qkv_bias
+        attn = dict(n_kv_head=cfg.n_kv_head, bias=qkv_bias, key_bias=cfg.key_bias, out_bias=cfg.bias)
         self.attn = Attention(cfg.dim, cfg.n_head, **attn)
         self.attn_ln = norm(cfg.norm, cfg.dim, cfg.norm_eps, cfg.bias)
         self.cross_attn = Attention(cfg.dim, cfg.n_head, kv_dim=cfg.cross_dim, **attn) if cross else None

@@ -1,0 +1,169 @@
+"""A decoded window's tokens cut into segments on the file's clock: at timestamp pairs, at the seams between
+the utterances packed into one window (by the aligned time of each token), clipped to the speech the gate heard."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..data.audio import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE, TIME_PRECISION
+from .decoding import DecodingResult
+from .results import Segment
+from .timing import add_word_timestamps, token_times
+from .tokenizer import WhisperTokenizer
+from .windows import Window
+
+if TYPE_CHECKING:
+    from .model import Whisper
+    from .transcribe import TranscribeOptions
+
+# A packed utterance whose aligned text ends this long before its speech does lost its end. On the 5-minute
+# benchmark file (benchmarks/asr_speed.py) the last word ends 0.0-0.8 s before the speech in complete utterances,
+# and 2.1-2.4 s before it where int8 beam 5 jumped from "made still" to the next utterance.
+EARLY_END_SECONDS = 1.5
+
+
+def overlaps(start: float, end: float, speech: list[tuple[float, float]]) -> bool:
+    return any(min(end, e) - max(start, s) > 0 for s, e in speech)
+
+
+def split_segments(
+    result: DecodingResult, tok: WhisperTokenizer, seek: int, segment_size: int, time_offset: float
+) -> tuple[list[Segment], int]:
+    """Cut a window's tokens at consecutive timestamp pairs into segments; return them and the next seek."""
+    tokens = result.tokens
+    tb = tok.timestamp_begin
+    is_ts = [t >= tb for t in tokens]
+    single_ending = len(tokens) >= 2 and is_ts[-2:] == [False, True]
+    consecutive = [i + 1 for i in range(len(tokens) - 1) if is_ts[i] and is_ts[i + 1]]
+
+    def seg(toks: list[int], start: float, end: float) -> Segment:
+        return Segment(0, round(start, 3), round(end, 3), tok.decode(toks), [t for t in toks if t < tok.eot],
+                       result.temperature, result.avg_logprob, result.compression_ratio, result.no_speech_prob)
+
+    out = []
+    if consecutive:
+        slices = consecutive + ([len(tokens)] if single_ending else [])
+        last = 0
+        for cut in slices:
+            piece = tokens[last:cut]
+            start = time_offset + (piece[0] - tb) * TIME_PRECISION
+            end = time_offset + (piece[-1] - tb) * TIME_PRECISION
+            out.append(seg(piece, start, end))
+            last = cut
+        if single_ending:
+            seek += segment_size
+        else:
+            seek += (tokens[last - 1] - tb) * 2  # one timestamp step is two mel frames
+    else:
+        duration = segment_size * HOP_LENGTH / SAMPLE_RATE
+        stamps = [t for t in tokens if t >= tb]
+        if stamps and stamps[-1] != tb:
+            duration = (stamps[-1] - tb) * TIME_PRECISION
+        out.append(seg(tokens, time_offset, time_offset + duration))
+        seek += segment_size
+    return out, seek
+
+
+def split_at_pieces(
+    model: Whisper, tok: WhisperTokenizer, result: DecodingResult, segments: list[Segment], features: torch.Tensor,
+    win: Window, next_frame: int, audio_kv=None,
+) -> tuple[list[Segment], int, bool]:
+    """Re-cut a packed window's segments so that each lies in one piece (one utterance), by the time the
+    alignment heads give each token (as for word timing). A segment's bounds become its piece's bounds where it
+    starts or ends the piece (the voice-activity clip then pulls them in to the speech) and the aligned token
+    times inside. Text cut off at the window's end is decoded again from the start of its piece.
+    Returns (segments, next seek in window frames, whether the next window must hold one piece only)."""
+    text = [t for t in result.tokens if t < tok.eot]
+    if not text:
+        return segments, next_frame, False
+    times = token_times(model, tok, text, features, win.frames, audio_kv=audio_kv)  # (n + 1,) seconds
+    mids = (times[:-1] + times[1:]) / 2 * FRAMES_PER_SECOND
+    piece = np.maximum.accumulate([win.piece_at(m) for m in mids])  # monotonic: utterances come in order
+    # A word goes with the piece of its first token.
+    for i in range(1, len(text)):
+        if not tok.decode([text[i]]).startswith(" ") and piece[i] != piece[i - 1]:
+            piece[i] = piece[i - 1]
+    bounds = win.bounds()
+    done = sum(len(seg.tokens) for seg in segments)
+    if done < len(text) and piece[done] == len(bounds) - 1:
+        # Text after the last timestamp pair is usually cut off by the window's end; here the last piece is
+        # a whole utterance (only a lone first piece is ever cut), so that text is complete: keep it.
+        tail = text[done:]
+        segments = segments + [Segment(0, 0.0, 0.0, tok.decode(tail), tail, result.temperature,
+                                       result.avg_logprob, result.compression_ratio, result.no_speech_prob)]
+    out, pos = [], 0
+    for seg in segments:
+        n = len(seg.tokens)
+        idx = list(range(pos, pos + n))
+        pos += n
+        while idx:
+            k = piece[idx[0]]
+            part = [i for i in idx if piece[i] == k]
+            idx = idx[len(part):]
+            start = times[part[0]] if part[0] > 0 and piece[part[0] - 1] == k else bounds[k][0] / FRAMES_PER_SECOND
+            last = part[-1] + 1 >= len(text) or piece[part[-1] + 1] != k
+            end = bounds[k][1] / FRAMES_PER_SECOND if last else times[part[-1] + 1]
+            toks = [text[i] for i in part]
+            out.append((k, Segment(0, float(start), float(end), tok.decode(toks), toks, seg.temperature,
+                                   seg.avg_logprob, seg.compression_ratio, seg.no_speech_prob)))
+    # The decoder may skip an utterance, or the end of one (jump from mid-sentence to the next utterance), or
+    # stop early: the first piece without text, or whose text ends well before its speech does, and everything
+    # after it, is decoded again (as is the piece of text cut off after the last complete segment).
+    heard = set(int(p) for p in piece)
+    last_token = {int(p): i for i, p in enumerate(piece)}
+    k = next((i for i in range(len(bounds)) if i not in heard
+              or bounds[i][1] / FRAMES_PER_SECOND - times[last_token[i] + 1] > EARLY_END_SECONDS), None)
+    if pos < len(text):
+        k = min(int(piece[pos]), k if k is not None else len(bounds))
+    if k is not None:
+        kept = [s for p, s in out if p < k]
+        return kept, bounds[k][0], k == 0
+    # Every piece was heard, each to within EARLY_END_SECONDS of its end, and only a lone first piece is ever cut:
+    # the window is done, even where the decoder's last timestamp (an opening one before <|endoftext|>) falls
+    # short of its end. Decoding the sliver after that timestamp again had Whisper repeat the whole utterance
+    # into it.
+    return [s for _, s in out], win.frames, False
+
+
+def window_segments(
+    model: Whisper, tok: WhisperTokenizer, result: DecodingResult, features: torch.Tensor, win: Window,
+    options: TranscribeOptions, speech: list[tuple[float, float]] | None, audio_kv=None,
+) -> tuple[list[Segment], int, bool]:
+    """A decoded window's segments on the file's clock, and where decoding goes on: (segments, next seek in file
+    frames, whether the next window must hold one utterance only)."""
+    if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold and not (
+        options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold
+    ):
+        return [], win.pieces[-1][1], False  # the model hears nobody: skip the window
+    alone = False
+    # Segments, words and the next seek in window time, then mapped back to the file's clock.
+    new, next_frame = split_segments(result, tok, 0, win.frames, 0.0)
+    if len(win.pieces) > 1:
+        # Whisper's own timestamps are too loose to tell which packed utterance a segment belongs to:
+        # align the tokens to the audio and cut the segments where the utterance changes.
+        new, next_frame, alone = split_at_pieces(model, tok, result, new, features, win, next_frame, audio_kv)
+    if options.word_timestamps and new:
+        add_word_timestamps(model, tok, new, features, options, win.frames, 0.0, audio_kv=audio_kv)
+        # Seek to the end of the last word rather than of a segment that may have been cut off.
+        if len(win.pieces) == 1 and not (len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin
+                                         and result.tokens[-2] < tok.timestamp_begin):
+            last = [w.end for s in new for w in s.words]
+            if last and last[-1] > 0:
+                next_frame = round(last[-1] * FRAMES_PER_SECOND)
+    seek = max(round(win.to_file_frame(next_frame)), win.pieces[0][0] + 1)
+    for s in new:
+        s.start, s.end = win.to_file_time(s.start), win.to_file_time(s.end, end=True)
+        for w in s.words:
+            w.start, w.end = round(win.to_file_time(w.start), 3), round(win.to_file_time(w.end, end=True), 3)
+    new = [s for s in new if s.end > s.start and s.text.strip()]
+    if speech is not None:
+        new = [s for s in new if overlaps(s.start, s.end, speech)]
+        for s in new:
+            # Whisper's timestamps often stretch over a pause; pull the bounds in to where speech was heard.
+            inside = [(a, b) for a, b in speech if min(s.end, b) - max(s.start, a) > 0]
+            s.start, s.end = max(s.start, inside[0][0]), min(s.end, inside[-1][1])
+            s.words = [w for w in s.words if overlaps(w.start, w.end, speech)]
+    return new, seek, alone
