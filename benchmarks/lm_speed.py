@@ -1,0 +1,116 @@
+"""Language-model speed side by side with HF transformers on identical weights: greedy decoding at batch 1
+(tokens/s) and prompt processing (prefill, tokens/s), fp32 and bf16, one run each (A, B in turn after a warm-up).
+
+    python benchmarks/lm_speed.py --model smollm2 --threads 2
+    python benchmarks/lm_speed.py --model tiny --new-tokens 64 --prompt-tokens 128
+
+genlab: ``genlab.sampling.generate`` over ``TransformerLM.step`` with a preallocated :class:`KVCache`.
+HF: ``LlamaForCausalLM.generate(do_sample=False)`` with its dynamic cache, the same weights (SmolLM2's
+dequantised GGUF, or a random ``tiny`` preset). Both greedy outputs are checked equal in fp32. llama.cpp
+(``llama-cpp-python``) is not compared: it builds from source, with no wheel for this machine.
+Writes benchmarks/results/lm_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_result  # noqa: E402
+
+from genlab import sampling  # noqa: E402
+from genlab.lm import convert, pipeline  # noqa: E402
+from genlab.lm.model import PRESETS, TransformerLM  # noqa: E402
+
+
+def hf_twin(model: TransformerLM):
+    """HF ``LlamaForCausalLM`` holding the same weights as ``model`` (Llama style)."""
+    import transformers
+
+    c = model.cfg
+    hf_cfg = transformers.LlamaConfig(vocab_size=c.vocab_size, hidden_size=c.dim,
+                                      intermediate_size=c.block().mlp_hidden,
+                                      num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
+                                      num_key_value_heads=c.n_kv_head or c.n_head, max_position_embeddings=c.context,
+                                      rms_norm_eps=c.norm_eps, rope_theta=c.rope_theta,
+                                      tie_word_embeddings=c.tie_embeddings, bos_token_id=None, eos_token_id=None,
+                                      pad_token_id=None)
+    hf = transformers.LlamaForCausalLM(hf_cfg)
+    state = model.state_dict()
+    hf.load_state_dict({theirs: state[ours] for ours, theirs in convert.llama_hf_names(c).items()}, strict=False)
+    hf.tie_weights()
+    return hf.eval()
+
+
+def timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+@torch.no_grad()
+def compare(model: TransformerLM, hf, prompt: torch.Tensor, new_tokens: int, long_prompt: torch.Tensor) -> dict:
+    def ours_decode():
+        cache = model.new_cache(1, prompt.shape[1] + new_tokens)
+        return sampling.generate(model.step, prompt, max_new_tokens=new_tokens, cache=cache)
+
+    def hf_decode():
+        return hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
+                           min_new_tokens=new_tokens, do_sample=False)
+
+    def ours_prefill():
+        return model.step(long_prompt, model.new_cache(1, long_prompt.shape[1]))
+
+    def hf_prefill():
+        return hf(long_prompt, use_cache=True).logits[:, -1]
+
+    for fn in (ours_decode, hf_decode, ours_prefill, hf_prefill):  # warm-up
+        fn()
+    (t_ours, a), (t_hf, b) = timed(ours_decode), timed(hf_decode)
+    (p_ours, _), (p_hf, _) = timed(ours_prefill), timed(hf_prefill)
+    n, P = new_tokens, long_prompt.shape[1]
+    return {"greedy_tokens_equal": bool(torch.equal(a, b)),
+            "decode": {"genlab_tokens_per_s": n / t_ours, "hf_tokens_per_s": n / t_hf, "speedup": t_hf / t_ours,
+                       "prompt_tokens": prompt.shape[1], "new_tokens": n},
+            "prefill": {"genlab_tokens_per_s": P / p_ours, "hf_tokens_per_s": P / p_hf, "speedup": p_hf / p_ours,
+                        "prompt_tokens": P}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="smollm2", help="smollm2 | tiny (a random Llama-style preset)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--prompt-tokens", type=int, default=256, help="prefill length")
+    p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--name", default="lm_speed")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.model == "smollm2":
+        lm = pipeline.load("smollm2")
+        model, source = lm.model, lm.source
+    else:
+        torch.manual_seed(0)
+        model, source = TransformerLM(PRESETS[args.model]).eval(), f"random {args.model} preset"
+    g = torch.Generator().manual_seed(0)
+    prompt = torch.randint(0, model.cfg.vocab_size, (1, 16), generator=g)
+    long_prompt = torch.randint(0, model.cfg.vocab_size, (1, args.prompt_tokens), generator=g)
+    hf = hf_twin(model)
+    results = {}
+    for name in args.dtypes.split(","):
+        dtype = pipeline.DTYPES[name]
+        pipeline.cast(model, dtype)
+        hf.to(dtype)
+        results[name] = compare(model, hf, prompt, args.new_tokens, long_prompt)
+        print(name, results[name], flush=True)
+    print(write_result(args.name, {"model": source, "parameters": sum(p.numel() for p in model.parameters()),
+                                   "runs": "one timed run each, after one warm-up", "results": results}))
+
+
+if __name__ == "__main__":
+    main()
