@@ -293,19 +293,23 @@ def _decode_group(
             seqs = [out[b * n_group : (b + 1) * n_group].tolist() for b in range(B)]
             sum_lp = [lps[b * n_group : (b + 1) * n_group].tolist() for b in range(B)]
 
-    results = []
-    for b in range(B):
-        cand_tokens = [c[sample_begin:] for c in seqs[b]]
-        cand_tokens = [t[: t.index(tok.eot)] if tok.eot in t else t for t in cand_tokens]
-        scores = [_rank_score(lp, len(t), opts.length_penalty) for t, lp in zip(cand_tokens, sum_lp[b])]
-        best = max(range(len(scores)), key=lambda i: scores[i])
-        text = tok.decode(cand_tokens[best]).strip()
-        results.append(DecodingResult(
-            tokens=cand_tokens[best], text=text, language=tok.language or "en",
-            avg_logprob=sum_lp[b][best] / (len(cand_tokens[best]) + 1), sum_logprob=sum_lp[b][best],
-            no_speech_prob=no_speech[b], temperature=opts.temperature, compression_ratio=compression_ratio(text),
-        ))
-    return results
+    return [_best(seqs[b], sum_lp[b], sample_begin, no_speech[b], tok, opts) for b in range(B)]
+
+
+def _best(seqs: list[list[int]], sum_lp: list[float], sample_begin: int, no_speech: float, tok: WhisperTokenizer,
+          opts: DecodingOptions) -> DecodingResult:
+    """A window's candidates (prompt + sampled tokens, and their summed log-probabilities) ranked by
+    :func:`_rank_score`: the best one as the window's result."""
+    cand_tokens = [c[sample_begin:] for c in seqs]
+    cand_tokens = [t[: t.index(tok.eot)] if tok.eot in t else t for t in cand_tokens]
+    scores = [_rank_score(lp, len(t), opts.length_penalty) for t, lp in zip(cand_tokens, sum_lp)]
+    best = max(range(len(scores)), key=lambda i: scores[i])
+    text = tok.decode(cand_tokens[best]).strip()
+    return DecodingResult(
+        tokens=cand_tokens[best], text=text, language=tok.language or "en",
+        avg_logprob=sum_lp[best] / (len(cand_tokens[best]) + 1), sum_logprob=sum_lp[best],
+        no_speech_prob=no_speech, temperature=opts.temperature, compression_ratio=compression_ratio(text),
+    )
 
 
 def decode_threads(model, device: torch.device):

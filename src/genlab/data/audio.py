@@ -197,3 +197,30 @@ def log_mel_spectrogram(
     peak = log_spec.amax(dim=(-2, -1), keepdim=True)
     log_spec = torch.maximum(log_spec, peak - 8.0)
     return (log_spec + 4.0) / 4.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A general mel spectrogram (any rate, window, hop, bands) for the codec's losses and metrics; Whisper's log-mel
+# above keeps its own fixed constants.
+
+
+@functools.lru_cache(maxsize=32)
+def _mel_matrix(n_mels: int, sample_rate: int, n_fft: int, device: str) -> torch.Tensor:
+    return torch.from_numpy(mel_filters(n_mels, sample_rate, n_fft)).to(device)
+
+
+def mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_fft: int, hop_length: int, n_mels: int,
+                    power: float = 1.0, center: bool = True) -> torch.Tensor:
+    """Mel spectrogram of ``(..., n_samples)`` audio: ``(..., n_mels, frames)``, Slaney mel bands up to Nyquist.
+
+    A Hann window of ``n_fft`` samples every ``hop_length``; ``power`` 1 gives magnitudes, 2 power (no log: the
+    caller chooses its compression). With ``center`` the signal is reflect-padded by ``n_fft // 2`` on both sides
+    (``torch.stft``'s convention), so there are ``n_samples // hop_length + 1`` frames.
+    """
+    audio = audio.float()
+    window = torch.hann_window(n_fft, device=audio.device)
+    stft = torch.stft(audio.reshape(-1, audio.shape[-1]), n_fft, hop_length, window=window, center=center,
+                      return_complex=True)  # (N, n_fft // 2 + 1, frames)
+    spec = stft.abs() if power == 1.0 else stft.abs() ** power
+    mel = _mel_matrix(n_mels, sample_rate, n_fft, str(audio.device)) @ spec  # (N, n_mels, frames)
+    return mel.reshape(*audio.shape[:-1], n_mels, mel.shape[-1])

@@ -1,9 +1,14 @@
 """The DDPM UNet (Ho et al. 2020, "Denoising Diffusion Probabilistic Models", Appendix B).
 
 A UNet over images with a sinusoidal timestep embedding added inside every residual block and self-attention at
-the low resolutions. Module names follow diffusers' ``UNet2DModel`` (``down_blocks.0.resnets.1.conv1`` ...) but for the
-attention, genlab's shared one (``attentions.0.attn.query`` for diffusers' ``attentions.0.to_q``):
+the low resolutions. Module names follow diffusers' ``UNet2DModel`` (``down_blocks.0.resnets.1.conv1`` ...) but for
+the attention, genlab's shared one (``attentions.0.attn.query`` for diffusers' ``attentions.0.to_q``):
 ``interop/diffusers.py`` renames those keys and checks that a published config is one this file can express.
+
+With ``cross_attention_dim > 0`` the UNet is text-conditioned as in latent diffusion (Rombach et al. 2022, "High-
+Resolution Image Synthesis with Latent Diffusion Models", sec. 3.3): every attention layer becomes transformer blocks
+(:class:`SpatialTransformer`, diffusers' ``Transformer2DModel``) that also cross-attend to a text's token states,
+``forward(x, t, context)``. ``genlab.latent.convert`` loads diffusers' ``UNet2DConditionModel`` weights into it.
 
 Reading order: config, residual block, attention, down/up-sampling, the three kinds of stage, the UNet.
 """
@@ -16,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.attention import Attention
+from ..nn.attention import Attention, BlockConfig, TransformerBlock
 from ..nn.embeddings import sinusoidal_embedding
 
 
@@ -36,24 +41,36 @@ class UNetConfig:
     flip_sin_to_cos: bool = True
     freq_shift: float = 0.0
     downsample_padding: int = 1  # 0 = pad right/bottom then a 'valid' strided conv (some published checkpoints)
+    # Text conditioning: > 0 makes every attention layer a SpatialTransformer that cross-attends to token states of
+    # this width (diffusers' UNet2DConditionModel); 0 = self-attention only, unconditional (UNet2DModel).
+    cross_attention_dim: int = 0
+    transformer_layers: int = 1  # transformer blocks per attention layer (cross-attention UNets)
+    num_heads: int = 0  # > 0: this many heads in every attention layer, whatever its width; 0: from head_dim
+
+
+def attention_heads(channels: int, cfg: UNetConfig) -> int:
+    """Heads of an attention layer ``channels`` wide: ``num_heads`` if set, else ``channels / head_dim``."""
+    return cfg.num_heads or (channels // cfg.head_dim if cfg.head_dim else 1)
 
 
 class ResnetBlock(nn.Module):
-    """GroupNorm-SiLU-conv twice, the timestep embedding added in between, and a residual path."""
+    """GroupNorm-SiLU-conv twice, the timestep embedding added in between, and a residual path. ``temb_ch=None``
+    leaves the embedding out (an autoencoder's blocks, ``genlab.latent.vae``)."""
 
-    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, groups: int, eps: float, dropout: float):
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int | None, groups: int, eps: float, dropout: float):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, in_ch, eps=eps)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.time_emb_proj = nn.Linear(temb_ch, out_ch)
+        self.time_emb_proj = nn.Linear(temb_ch, out_ch) if temb_ch is not None else None
         self.norm2 = nn.GroupNorm(groups, out_ch, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.conv_shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]  # (B, C, 1, 1) broadcast over H, W
+        if self.time_emb_proj is not None:
+            h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]  # (B, C, 1, 1) broadcast over H, W
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return (x if self.conv_shortcut is None else self.conv_shortcut(x)) + h
 
@@ -67,11 +84,42 @@ class SpatialSelfAttention(nn.Module):
         self.group_norm = nn.GroupNorm(groups, channels, eps=eps)
         self.attn = Attention(channels, channels // head_dim if head_dim else 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: None = None) -> torch.Tensor:
+        """``context`` is always None here (the UNet checks it): every attention layer is called alike."""
         B, C, H, W = x.shape
         h = self.group_norm(x).view(B, C, H * W).transpose(1, 2)  # (B, HW, C)
         h = self.attn(h)  # (B, HW, C)
         return x + h.transpose(1, 2).reshape(B, C, H, W)
+
+
+class SpatialTransformer(nn.Module):
+    """Transformer blocks over the H*W positions of a feature map that read a text by cross-attention (Rombach et
+    al. 2022, sec. 3.3; diffusers' ``Transformer2DModel``): GroupNorm, a linear projection in, pre-norm blocks of
+    :mod:`genlab.nn.attention` (self-attention, cross-attention to ``context``, GEGLU MLP), a projection out, and a
+    residual connection."""
+
+    def __init__(self, channels: int, n_heads: int, context_dim: int, layers: int, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
+        self.proj_in = nn.Linear(channels, channels)
+        block = BlockConfig(dim=channels, n_head=n_heads, activation="geglu", qkv_bias=False, cross_dim=context_dim)
+        self.transformer_blocks = nn.ModuleList(TransformerBlock(block, cross=True) for _ in range(layers))
+        self.proj_out = nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        h = self.proj_in(self.norm(x).view(B, C, H * W).transpose(1, 2))  # (B, HW, C)
+        for block in self.transformer_blocks:
+            h = block(h, context)  # context: (B, L, context_dim)
+        return x + self.proj_out(h).transpose(1, 2).reshape(B, C, H, W)
+
+
+def attention_layer(channels: int, cfg: UNetConfig) -> nn.Module:
+    """The attention layer of a stage: self-attention, or with ``cfg.cross_attention_dim`` a SpatialTransformer."""
+    heads = attention_heads(channels, cfg)
+    if cfg.cross_attention_dim:
+        return SpatialTransformer(channels, heads, cfg.cross_attention_dim, cfg.transformer_layers, cfg.norm_groups)
+    return SpatialSelfAttention(channels, channels // heads, cfg.norm_groups, cfg.norm_eps)
 
 
 class Downsample(nn.Module):
@@ -104,17 +152,16 @@ class DownStage(nn.Module):
         self.resnets = nn.ModuleList(
             [ResnetBlock(in_ch if i == 0 else out_ch, out_ch, temb_ch, g, eps, cfg.dropout) for i in range(layers)]
         )
-        self.attentions = nn.ModuleList(
-            [SpatialSelfAttention(out_ch, cfg.head_dim, g, eps) for _ in range(layers)] if attention else []
-        )
+        self.attentions = nn.ModuleList([attention_layer(out_ch, cfg) for _ in range(layers)] if attention else [])
         self.downsamplers = nn.ModuleList([Downsample(out_ch, cfg.downsample_padding)] if downsample else [])
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, temb: torch.Tensor,
+                context: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
         for i, resnet in enumerate(self.resnets):
             x = resnet(x, temb)
             if self.attentions:
-                x = self.attentions[i](x)
+                x = self.attentions[i](x, context)
             skips.append(x)
         for down in self.downsamplers:
             x = down(x)
@@ -127,12 +174,12 @@ class MidStage(nn.Module):
         super().__init__()
         g, eps = cfg.norm_groups, cfg.norm_eps
         self.resnets = nn.ModuleList([ResnetBlock(ch, ch, temb_ch, g, eps, cfg.dropout) for _ in range(2)])
-        self.attentions = nn.ModuleList([SpatialSelfAttention(ch, cfg.head_dim, g, eps)] if cfg.mid_attention else [])
+        self.attentions = nn.ModuleList([attention_layer(ch, cfg)] if cfg.mid_attention else [])
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         x = self.resnets[0](x, temb)
         for attn in self.attentions:
-            x = attn(x)
+            x = attn(x, context)
         return self.resnets[1](x, temb)
 
 
@@ -147,16 +194,15 @@ class UpStage(nn.Module):
             [ResnetBlock((prev_ch if i == 0 else out_ch) + skip, out_ch, temb_ch, g, eps, cfg.dropout)
              for i, skip in enumerate(skip_chs)]
         )
-        self.attentions = nn.ModuleList(
-            [SpatialSelfAttention(out_ch, cfg.head_dim, g, eps) for _ in skip_chs] if attention else []
-        )
+        self.attentions = nn.ModuleList([attention_layer(out_ch, cfg) for _ in skip_chs] if attention else [])
         self.upsamplers = nn.ModuleList([Upsample(out_ch)] if upsample else [])
 
-    def forward(self, x: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor,
+                context: torch.Tensor | None = None) -> torch.Tensor:
         for i, resnet in enumerate(self.resnets):
             x = resnet(torch.cat([x, skips.pop()], dim=1), temb)  # (B, C + C_skip, H, W) -> (B, C_out, H, W)
             if self.attentions:
-                x = self.attentions[i](x)
+                x = self.attentions[i](x, context)
         for up in self.upsamplers:
             x = up(x)
         return x
@@ -173,7 +219,8 @@ class TimestepMLP(nn.Module):
 
 
 class UNet(nn.Module):
-    """``forward(x (B, C, H, W), t (B,) or scalar) -> (B, C_out, H, W)``: the predicted noise (or v)."""
+    """``forward(x (B, C, H, W), t (B,) or scalar, context (B, L, D) or None) -> (B, C_out, H, W)``: the predicted
+    noise (or v). ``context``, the text's token states, is required exactly when ``cfg.cross_attention_dim`` > 0."""
 
     def __init__(self, cfg: UNetConfig):
         super().__init__()
@@ -208,7 +255,10 @@ class UNet(nn.Module):
         self.conv_norm_out = nn.GroupNorm(cfg.norm_groups, ch0, eps=cfg.norm_eps)
         self.conv_out = nn.Conv2d(ch0, cfg.out_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float, context: torch.Tensor | None = None) -> torch.Tensor:
+        if (context is None) != (self.cfg.cross_attention_dim == 0):
+            raise ValueError(f"this UNet {'needs' if self.cfg.cross_attention_dim else 'takes no'} context "
+                             f"(cross_attention_dim={self.cfg.cross_attention_dim})")
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])  # (B,)
         temb = sinusoidal_embedding(t, self.cfg.channels[0], self.cfg.flip_sin_to_cos, self.cfg.freq_shift)
         temb = self.time_embedding(temb.to(x.dtype))  # (B, 4 * C0)
@@ -216,9 +266,9 @@ class UNet(nn.Module):
         h = self.conv_in(x)
         skips = [h]
         for stage in self.down_blocks:
-            h, stage_skips = stage(h, temb)
+            h, stage_skips = stage(h, temb, context)
             skips += stage_skips
-        h = self.mid_block(h, temb)
+        h = self.mid_block(h, temb, context)
         for stage in self.up_blocks:
-            h = stage(h, skips, temb)
+            h = stage(h, skips, temb, context)
         return self.conv_out(F.silu(self.conv_norm_out(h)))

@@ -423,3 +423,28 @@ def sample_loop(model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], 
         if callback is not None:
             callback(i, t, x, sampler.pred_original_sample)
     return x
+
+
+def guided(model: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], cond: torch.Tensor,
+           uncond: torch.Tensor, scale: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Classifier-free guidance (Ho & Salimans 2022, eq. 6) as a denoiser for :func:`sample_loop`, so every sampler
+    gets it: ``model(x, t, c)`` runs on ``[x; x]`` with ``[cond; uncond]`` in one batch and the result is
+    ``out_u + scale * (out_c - out_u)``.
+
+    ``cond`` and ``uncond`` ``(B, ...)`` are what the model is conditioned on (a text's token states; ``uncond`` those
+    of the empty prompt, or of a negative prompt). ``scale`` is diffusers' and Stable Diffusion's: 1 is the
+    conditional model alone, 0 the unconditional one (Ho & Salimans' w is ``scale - 1``). The combination is linear
+    in the model output, so it serves epsilon and v prediction alike. At scale 1 or 0 only one half is evaluated.
+    """
+    if scale < 0:
+        raise GenlabError(f"guidance scale must be >= 0, got {scale:g}")
+
+    def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if scale == 1:
+            return model(x, t, cond)
+        if scale == 0:
+            return model(x, t, uncond)
+        out_c, out_u = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, uncond])).chunk(2)
+        return out_u + scale * (out_c - out_u)
+
+    return denoiser
