@@ -1,0 +1,133 @@
+"""Training CLIP with the shared trainer: run configs, presets, and the contrastive task (Radford et al. 2021).
+
+Each step takes a batch of (image, caption) pairs, embeds both sides, and minimises figure 3's symmetric
+cross-entropy (``clip/loss.py``) over the *global* batch: under ``torchrun`` the embeddings of every rank are
+gathered, so every pair has ``batch_size - 1`` negatives whatever the number of processes. With gradient
+accumulation the negatives are those of one micro-batch (as in open_clip without ``--accum-freq``).
+
+The temperature is learned as ``t = log(1 / 0.07)`` initially and clamped to ``[0, log 100]`` before each forward
+pass (open_clip clamps after each optimizer step; the effect is the same: it never scales logits beyond 100).
+
+Data: captioned images from ``clip/data.py``; each step shows every image with one of its source's caption
+templates drawn at random and shifted by up to ``shift`` pixels (white fill).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..config import to_dict
+from ..train import TrainConfig
+from .data import CaptionedImages, caption_variants
+from .images import normalize
+from .loss import contrastive_loss, gather
+from .model import CLIP, CLIPConfig
+from .model import PRESETS as MODEL_PRESETS
+from .text import ClipTokenizer
+
+
+@dataclass
+class ClipDataConfig:
+    sources: tuple[str, ...] = ("openmoji", "tuxpaint", "openclipart")
+    shift: int = 2  # random translation augmentation, pixels
+    eval_pairs: int = 512  # held-out pairs scored by the trainer's evaluate hook
+
+
+@dataclass
+class ClipRun:
+    """A preset: the model, its data and how to train it (``genlab train clip --preset NAME key=value ...``)."""
+
+    model: CLIPConfig = field(default_factory=CLIPConfig)
+    data: ClipDataConfig = field(default_factory=ClipDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS: dict[str, ClipRun] = {
+    # The bundled model (recipes/emoji_clip.py). AdamW with beta2 0.98 and weight decay 0.2 as in the paper
+    # (section 2.5 and appendix F); batch 256 is what 2 CPU cores afford.
+    "emoji-clip": ClipRun(
+        MODEL_PRESETS["emoji-clip"],
+        ClipDataConfig(),
+        TrainConfig(steps=3000, batch_size=256, lr=1e-3, warmup_steps=300, beta2=0.98, weight_decay=0.2,
+                    ema_decay=0.999, ckpt_every=500, eval_every=500, grad_clip=1.0),
+    ),
+    "tiny": ClipRun(
+        MODEL_PRESETS["tiny"],
+        ClipDataConfig(sources=("openmoji",), eval_pairs=64),
+        TrainConfig(steps=20, batch_size=32, lr=1e-3, warmup_steps=5, beta2=0.98, ema_decay=0.0, ckpt_every=0),
+    ),
+}
+
+
+def shift_images(images: torch.Tensor, shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Translate each uint8 ``(B, C, S, S)`` image by up to ``shift`` pixels each way, filling with white."""
+    if shift <= 0:
+        return images
+    B, _, S, _ = images.shape
+    padded = F.pad(images, (shift, shift, shift, shift), value=255)  # (B, C, S + 2s, S + 2s)
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, B), generator=generator)
+    return torch.stack([padded[i, :, dy[i] : dy[i] + S, dx[i] : dx[i] + S] for i in range(B)])  # (B, C, S, S)
+
+
+class ClipTask:
+    """The contrastive task handed to :class:`genlab.train.Trainer`."""
+
+    kind = "clip"
+
+    def __init__(self, cfg: CLIPConfig, data: CaptionedImages, tokenizer: ClipTokenizer, shift: int = 2,
+                 eval_data: CaptionedImages | None = None):
+        size = cfg.vision.image_size
+        if tuple(data.images.shape[1:]) != (cfg.vision.channels, size, size):
+            raise ValueError(f"images are {tuple(data.images.shape[1:])}; the image tower takes {size} px")
+        self.cfg, self.data, self.tokenizer, self.shift, self.eval_data = cfg, data, tokenizer, shift, eval_data
+        self.model = CLIP(cfg)
+        self.num_examples = len(data)
+        self.rank, self.world_size = 0, 1  # the trainer's setup(ctx) says otherwise under torchrun
+        self.variants = [caption_variants(c, s, k) for c, s, k in zip(data.captions, data.sources, data.categories)]
+        self.meta = {"num_examples": self.num_examples}
+
+    def setup(self, ctx) -> None:
+        """Called by the trainer before training with ``ctx.rank``, ``ctx.world_size``, ``ctx.device``."""
+        self.rank, self.world_size = ctx.rank, ctx.world_size
+
+    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        pick = [int(torch.randint(len(self.variants[i]), ())) for i in indices.tolist()]
+        texts = [self.variants[i][j] for i, j in zip(indices.tolist(), pick)]
+        return {"images": shift_images(self.data.images[indices], self.shift), "tokens": self.tokenizer.encode(texts)}
+
+    def loss(self, batch: dict[str, torch.Tensor], phase: str) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, math.log(self.cfg.logit_scale_max))
+        image = self.model.encode_image(normalize(batch["images"], self.cfg.vision))  # (b, D)
+        text = self.model.encode_text(batch["tokens"])  # (b, D)
+        image, text = gather(image, self.rank, self.world_size), gather(text, self.rank, self.world_size)
+        loss, logits = contrastive_loss(image, text, self.model.temperature())
+        labels = torch.arange(logits.shape[0], device=logits.device)
+        return loss, {
+            "loss": loss.item(),
+            "temperature": self.model.temperature().item(),
+            "acc_i2t": (logits.argmax(1) == labels).float().mean().item(),
+            "acc_t2i": (logits.argmax(0) == labels).float().mean().item(),
+        }
+
+    def checkpoint_config(self) -> dict:
+        return {"model": to_dict(self.cfg), "tokenizer": self.tokenizer.to_json()}
+
+    @torch.no_grad()
+    def evaluate(self, step: int, ema_model) -> dict[str, float]:
+        """Recall@1/5 both ways on up to ``eval_pairs`` held-out pairs (captions as given, no template)."""
+        from .pipeline import embed_images, embed_texts
+        from .zeroshot import recall_at_k
+
+        if self.eval_data is None or len(self.eval_data) == 0:
+            return {}
+        was_training = ema_model.training
+        ema_model.eval()
+        image = embed_images(ema_model, self.eval_data.images)
+        text = embed_texts(ema_model, self.tokenizer, self.eval_data.captions)
+        ema_model.train(was_training)
+        return {f"eval/{k}": v for k, v in recall_at_k(image, text, ks=(1, 5)).items()}
