@@ -91,13 +91,14 @@ def _families() -> list:
     from .asr import cli as asr_cli
     from .asr import train_cli as asr_train_cli
     from .clip import cli as clip_cli
+    from .codec import cli as codec_cli
     from .data import cli as data_cli
     from .diffusion import cli as diffusion_cli
     from .gan import cli as gan_cli
     from .lm import cli as lm_cli
     from .video import cli as video_cli
 
-    return [data_cli, diffusion_cli, asr_cli, asr_train_cli, clip_cli, gan_cli, lm_cli, video_cli]
+    return [data_cli, diffusion_cli, asr_cli, asr_train_cli, clip_cli, codec_cli, gan_cli, lm_cli, video_cli]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, Commands]:
