@@ -33,6 +33,7 @@ class Commands:
     train: argparse._SubParsersAction
     sample: argparse._SubParsersAction
     eval: argparse._SubParsersAction
+    generate: argparse._SubParsersAction  # genlab generate MODALITY (text, image, ...)
     # name -> fn(input_path, output_dir, args) used by `genlab convert --from NAME IN --out DIR`
     converters: dict[str, Callable] = field(default_factory=dict)
     # fn(out_dir: Path, quick: bool) -> html fragment, in the order they appear in the report
@@ -95,10 +96,13 @@ def _families() -> list:
     from .data import cli as data_cli
     from .diffusion import cli as diffusion_cli
     from .gan import cli as gan_cli
+    from .latent import cli as latent_cli
     from .lm import cli as lm_cli
     from .video import cli as video_cli
 
-    return [data_cli, diffusion_cli, asr_cli, asr_train_cli, clip_cli, codec_cli, gan_cli, lm_cli, video_cli]
+    return [
+        data_cli, diffusion_cli, asr_cli, asr_train_cli, clip_cli, codec_cli, gan_cli, latent_cli, lm_cli, video_cli,
+    ]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, Commands]:
@@ -119,6 +123,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Commands]:
         train=verb("train", "train a model with the shared trainer"),
         sample=verb("sample", "sample from a trained model"),
         eval=verb("eval", "measure a model (FID, WER, ...)"),
+        generate=verb("generate", "generate from a model: text (a language model), image (text to image)"),
     )
     for family in _families():
         family.register(commands)

@@ -47,6 +47,10 @@ REGISTRY: dict[str, NamedModel] = {
                                install="reinstall genlab"),
     "speech-asr": NamedModel("Whisper-architecture ASR trained from scratch on the speech corpus "
                              "(recipes/speech_asr.py)", asset="speech-asr", install="reinstall genlab"),
+    "emoji64-vae": NamedModel("KL autoencoder of 64 px OpenMoji, f = 4, 4 latent channels (recipes/emoji64_ldm.py)",
+                              asset="emoji64-vae", install="train it: python recipes/emoji64_ldm.py all"),
+    "emoji64-ldm": NamedModel("text-to-image latent diffusion on 64 px captioned OpenMoji (recipes/emoji64_ldm.py)",
+                              asset="emoji64-ldm", install="train it: python recipes/emoji64_ldm.py all"),
     "emoji-features-32": NamedModel("emoji feature network for FID (recipes/emoji_features.py)",
                                     asset="emoji-features-32.safetensors", install="reinstall genlab"),
     # Published Whisper weights in CTranslate2 format; base is split over two packages (the folder named here holds

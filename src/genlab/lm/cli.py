@@ -15,10 +15,7 @@ from ..errors import GenlabError
 
 
 def register(commands) -> None:
-    gen = commands.top.add_parser("generate", help="generate from a token model (text: a language model)")
-    sub = gen.add_subparsers(dest="modality", metavar="MODALITY")
-    sub.required = True
-    p = sub.add_parser("text", help="continue a text prompt, streaming tokens as they come")
+    p = commands.generate.add_parser("text", help="continue a text prompt, streaming tokens as they come")
     p.add_argument("prompt", help="the text to continue")
     _model_args(p)
     p.add_argument("--max-new-tokens", type=int, default=100)
