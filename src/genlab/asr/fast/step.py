@@ -74,8 +74,15 @@ class FastWhisper:
     def num_languages(self) -> int:
         return self.model.num_languages
 
+    def __call__(self, mel: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """:meth:`Whisper.forward`: teacher-forced logits ``(B, T, n_vocab)``."""
+        return self.logits(tokens, self.embed_audio(mel))
+
     def parameters(self):
         return self.model.parameters()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
 
     @property
     def encoder(self) -> nn.Module:
