@@ -98,10 +98,13 @@ def _families() -> list:
     from .gan import cli as gan_cli
     from .latent import cli as latent_cli
     from .lm import cli as lm_cli
+    from .provenance import cli as provenance_cli
+    from .tts import cli as tts_cli
     from .video import cli as video_cli
 
     return [
-        data_cli, diffusion_cli, asr_cli, asr_train_cli, clip_cli, codec_cli, gan_cli, latent_cli, lm_cli, video_cli,
+        data_cli, diffusion_cli, asr_cli, asr_train_cli, clip_cli, codec_cli, gan_cli, latent_cli, lm_cli, tts_cli,
+        provenance_cli, video_cli,
     ]
 
 

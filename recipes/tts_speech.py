@@ -1,0 +1,109 @@
+"""Recipe for the bundled ``speech-tts`` voice bundle: speaker encoder, acoustic model, vocoder.
+
+    python recipes/tts_speech.py data       # the espeak corpus with phoneme durations (genlab[speech]), ~2 min
+    python recipes/tts_speech.py speaker    # GE2E speaker encoder on real + espeak voices (needs `genlab data codec`)
+    python recipes/tts_speech.py acoustic   # FastSpeech with d-vector voices (needs the speaker run)
+    python recipes/tts_speech.py vocoder    # HiFi-GAN on the corpus audio
+    python recipes/tts_speech.py export     # the three runs' weights -> src/genlab/assets/speech-tts/
+    python recipes/tts_speech.py eval       # benchmarks/tts_eval.py and benchmarks/watermark_eval.py on the export
+    python recipes/tts_speech.py smoke      # ~5 minutes (loaded machine): 2 steps of each stage, runs/*-smoke, to
+                                            # runs/speech-tts-smoke (a bundle for `genlab speak --model`)
+
+Every stage resumes when rerun (the shared trainer's exact resume). Data: 2,000 training utterances (one or two
+held-apart sentences each) read by 51 espeak US-English voices (voice 0, plain ``en-us``, is the built-in voice,
+a quarter of the corpus), 100 held-out sentences in voice 0; durations from espeak's phoneme events
+(genlab/tts/data.py). The speaker encoder also hears the ~60 real speakers of the codec corpus; its six held-out
+speakers give the EER.
+
+Parameters: acoustic 5.0M (d=192, 4+4 transformer layers, 2 heads), vocoder 0.93M (HiFi-GAN, 128 channels,
+upsampling 8-8-2-2), speaker encoder 1.4M (3-layer LSTM 256). Time on 2 CPU cores (AMD EPYC, fp32: bf16 runs at
+~0.7 GFLOP/s on this CPU against 49 for fp32, so keep train.precision=fp32 here), from one step of each measured on
+one thread while the machine's load average was ~5 (`STEP_SECONDS`): speaker 3.5 s x 6,000 steps, acoustic 9 s x
+10,000, vocoder 7 s x 20,000; on two idle threads expect roughly half: ~3 h + ~12 h + ~20 h. The vocoder is
+optional (without ``vocoder/`` the bundle uses Griffin-Lim), so an intelligible bundle needs speaker + acoustic.
+A GPU does all three in about an hour. ``smoke`` took 4 min 47 s on the loaded machine (most of it set-up).
+Expected quality: none measured yet (no full run exists): ``eval`` writes benchmarks/results/tts_eval.json; the
+smoke bundle speaks noise (WER ~100 %) and only proves the plumbing.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from genlab.checkpoint import load_checkpoint, save_checkpoint
+from genlab.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "runs"
+OUT = ROOT / "src" / "genlab" / "assets" / "speech-tts"
+STAGES = {  # stage -> (genlab train FAMILY, preset, run dir, overrides)
+    "speaker": ("speaker", "speech-speaker", RUNS / "speaker-speech-speaker", ["train.threads=2"]),
+    "acoustic": ("tts", "speech-tts", RUNS / "tts-speech-tts",
+                 ["train.threads=2", f"speaker_encoder={RUNS / 'speaker-speech-speaker'}"]),
+    "vocoder": ("vocoder", "speech-vocoder", RUNS / "vocoder-speech-vocoder", ["train.threads=2"]),
+}
+KINDS = {"speaker": "tts-speaker", "acoustic": "tts-acoustic", "vocoder": "tts-vocoder"}
+# Seconds per training step (batch 16, fp32, one thread, load average ~5 on the 2 shared cores, 2026-12-04):
+# batch + forward + backward (+ the discriminator's phase for the vocoder).
+STEP_SECONDS = {"speaker": 0.3 + 1.1 + 2.1, "acoustic": 0.03 + 3.3 + 5.5, "vocoder": 0.01 + 2.1 + 2.2 + 3.1}
+
+
+def train(stage: str, smoke: bool = False) -> int:
+    family, preset, run, overrides = STAGES[stage]
+    if smoke:
+        run = run.with_name(run.name + "-smoke")
+        overrides = [o.replace("speaker-speech-speaker", "speaker-speech-speaker-smoke") for o in overrides]
+        overrides += ["train.steps=2", "train.ckpt_every=0", "train.log_every=1", "train.eval_every=0",
+                      "train.progress=false", "data.train_utterances=40", "data.test_utterances=4"]
+    return main(["train", family, "--preset", preset, "--out", str(run), *overrides])
+
+
+def export(runs: dict[str, Path], out: Path) -> None:
+    """EMA weights where the run has them (the speaker encoder keeps its plain weights), one checkpoint per part; a
+    missing vocoder run is left out (the bundle then uses Griffin-Lim)."""
+    for stage, run in runs.items():
+        if stage == "vocoder" and not run.exists():
+            print(f"note: no vocoder run at {run}: the bundle uses Griffin-Lim")
+            continue
+        ckpt = load_checkpoint(run, kind=KINDS[stage])
+        if ckpt.ema is not None:
+            model = ckpt.ema if stage == "acoustic" else {f"generator.{k}": v for k, v in ckpt.ema.items()}
+        else:
+            model = ckpt.model
+        meta = {**ckpt.meta, "recipe": "recipes/tts_speech.py", "exported_from": str(ckpt.path)}
+        save_checkpoint(out / stage, kind=KINDS[stage], config=ckpt.config, model=model, meta=meta)
+    print(json.dumps({"exported": str(out)}))
+
+
+def smoke() -> None:
+    import time
+
+    for stage in STAGES:
+        t0 = time.perf_counter()
+        if train(stage, smoke=True) != 0:
+            sys.exit(2)
+        print(f"{stage}: 2 steps (with set-up) in {time.perf_counter() - t0:.1f} s")
+    export({s: STAGES[s][2].with_name(STAGES[s][2].name + "-smoke") for s in STAGES}, RUNS / "speech-tts-smoke")
+    torch.set_num_threads(2)
+    sys.exit(main(["speak", "The smoke bundle speaks.", "--model", str(RUNS / "speech-tts-smoke"),
+                   "--out", str(RUNS / "speech-tts-smoke" / "hello.wav")]))
+
+
+if __name__ == "__main__":
+    command = sys.argv[1:2]
+    if command == ["data"]:
+        sys.exit(main(["data", "tts"]))
+    elif command and command[0] in STAGES:
+        sys.exit(train(command[0]))
+    elif command == ["export"]:
+        export({s: STAGES[s][2] for s in STAGES}, OUT)
+    elif command == ["eval"]:
+        for script in ("tts_eval.py", "watermark_eval.py"):
+            subprocess.run([sys.executable, str(ROOT / "benchmarks" / script)], check=True)
+    elif command == ["smoke"]:
+        smoke()
+    else:
+        sys.exit(__doc__)

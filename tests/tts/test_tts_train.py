@@ -1,0 +1,57 @@
+"""The three TTS tasks train with the shared trainer on a tiny espeak corpus (a few steps: the loss is finite and
+moves, checkpoints load back into `genlab speak`)."""
+
+import copy
+
+import pytest
+import torch
+
+from genlab.train import Trainer, seed_everything
+
+pytestmark = pytest.mark.usefixtures("espeak")
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    from genlab.tts.data import TTSCorpusSize, build
+
+    return build(TTSCorpusSize(train=12, test=2), progress=False)
+
+
+def test_corpus_durations_match_mels(corpus):
+    for u in corpus.utterances("train")[:5]:
+        it = corpus.item("train", u)
+        assert int(it["durations"].sum()) == len(it["mel"]) == u["n_frames"]
+        assert len(it["audio"]) == u["n_samples"] and it["mel"].shape[1] == 80
+    assert corpus.manifest["voices"][0] == "en-us" and len(corpus.vocabulary) > 20
+
+
+def test_acoustic_vocoder_speaker_train_and_speak(corpus, tmp_path):
+    from genlab.cli import main
+    from genlab.tts.speaker import SPEAKER_PRESETS, SpeakerTask, VoicePool
+    from genlab.tts.task import ACOUSTIC_PRESETS, VOCODER_PRESETS, AcousticTask, VocoderTask
+
+    seed_everything(0)
+    run = copy.deepcopy(SPEAKER_PRESETS["tiny"])
+    pool = VoicePool.build("train", True, None, corpus)
+    Trainer(SpeakerTask(run, pool, None), run.train, tmp_path / "speaker").fit()
+
+    run = copy.deepcopy(ACOUSTIC_PRESETS["tiny"])
+    run.model.speaker_dim, run.speaker_encoder, run.train.steps = 16, str(tmp_path / "speaker"), 6
+    task = AcousticTask(run, corpus)
+    assert torch.allclose(task.model.voices.norm(dim=-1)[0], torch.tensor(1.0))  # voice 0's mean d-vector
+    before = task.loss(task.batch(torch.arange(4)), "main")[0].item()
+    trainer = Trainer(task, run.train, tmp_path / "acoustic")
+    trainer.fit()
+    after = task.loss(task.batch(torch.arange(4)), "main")[0].item()
+    assert after < before
+
+    run = copy.deepcopy(VOCODER_PRESETS["tiny"])
+    run.train.steps = 2
+    Trainer(VocoderTask(run, corpus), run.train, tmp_path / "vocoder").fit()
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for part in ("acoustic", "vocoder", "speaker"):
+        (bundle / part).symlink_to(tmp_path / part)
+    assert main(["speak", "It works.", "--model", str(bundle), "--out", str(tmp_path / "o.wav")]) == 0
