@@ -25,6 +25,7 @@ def check_writable(path, directory: bool = False):
     """Refuse, in one line and before any work starts, an output ``path`` that cannot be written: a file (or with
     ``directory``, a directory) at ``path``, whose missing parents would be created. Creates nothing."""
     import os
+    import tempfile
     from pathlib import Path
 
     path = Path(path)
@@ -39,6 +40,10 @@ def check_writable(path, directory: bool = False):
         parent = parent.parent
     if not parent.is_dir():
         raise GenlabError(f"cannot write {path}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise GenlabError(f"cannot write {path}: {parent} is not writable")
+    try:  # a probe file, removed at once: os.access says yes to root even where nothing can be made (/proc)
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".genlab-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise GenlabError(f"cannot write {path}: {parent} is not writable ({e.strerror})") from None
     return path

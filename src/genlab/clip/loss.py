@@ -9,50 +9,15 @@ pairs, ``t`` the learned log-temperature::
     loss = (loss_i + loss_t) / 2
 
 The other pairs of the batch are each pair's negatives, so a bigger batch is a harder task. Under data parallelism
-every rank sees only its share; :func:`gather` assembles the global batch on every rank so that each computes the
-loss over all ``n`` pairs.
-
-Gradient bookkeeping. Every rank computes the same global loss ``L``, but only its own rows of the gathered
-embeddings are connected to its graph, so its backward pass yields ``g_r``, the part of ``dL/dθ`` that flows through
-its own examples (``Σ_r g_r = dL/dθ``), while the temperature, used by every rank, gets the whole ``dL/dt`` on each.
-genlab's trainer *averages* gradients over ranks, which would give the towers ``dL/dθ / W``; the local rows
-therefore carry their gradient multiplied by ``W`` (:class:`_ScaleGrad`, identity in the forward pass). After the
-average, every parameter gets exactly the gradient of one process on the whole batch, and the backward pass needs
-no communication (open_clip's ``gather_with_grad`` gets the same sum by an all-reduce in backward instead).
+every rank sees only its share; the task gathers the global batch on every rank with the trainer's
+:func:`genlab.train.all_gather` (its docstring does the gradient bookkeeping) so that each computes the loss over
+all ``n`` pairs.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-
-
-class _ScaleGrad(torch.autograd.Function):
-    """Identity forward; the gradient multiplied by ``factor`` backward."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, factor: float) -> torch.Tensor:
-        ctx.factor = factor
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return grad * ctx.factor, None
-
-
-def gather(x: torch.Tensor, rank: int = 0, world_size: int = 1) -> torch.Tensor:
-    """``(B, D)`` on each of ``world_size`` ranks -> ``(world_size * B, D)`` on every rank, in rank order.
-
-    Only this rank's rows keep their autograd link, with their gradient scaled by ``world_size`` (see the module
-    docstring). Every rank must pass the same ``B``.
-    """
-    if world_size == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(world_size)]
-    dist.all_gather(parts, x.detach().contiguous())
-    parts[rank] = _ScaleGrad.apply(x, float(world_size))
-    return torch.cat(parts)  # (world_size * B, D)
 
 
 def contrastive_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,19 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from ..checkpoint import load_checkpoint, load_weights_strict, weights_hash
 from ..config import from_dict
 from ..errors import GenlabError
+from ..models import resolve_model
 from .images import normalize
 from .model import CLIP, CLIPConfig
 from .text import ClipTokenizer
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED = {"emoji-clip": ASSETS / "emoji-clip"}
 KIND = "clip"
 
 
@@ -41,13 +39,7 @@ class LoadedClip:
 
 def load(name_or_dir: str, use_ema: bool = True, device: str = "cpu") -> LoadedClip:
     """A bundled model by name (``emoji-clip``) or any genlab CLIP checkpoint / run directory."""
-    path = BUNDLED.get(name_or_dir, Path(name_or_dir))
-    if name_or_dir in BUNDLED and not path.exists():
-        raise GenlabError(f"bundled model {name_or_dir!r} is not in {path} yet: train it with recipes/emoji_clip.py "
-                          f"or pass a checkpoint directory")
-    if not path.exists():
-        raise GenlabError(f"model not found: {name_or_dir!r} (a directory, or one of: {', '.join(BUNDLED)})")
-    ckpt = load_checkpoint(path, kind=KIND)
+    ckpt = load_checkpoint(resolve_model(name_or_dir), kind=KIND)
     if not isinstance(ckpt.config.get("model"), dict):
         raise GenlabError(f"{ckpt.path}: config.json has no CLIP model config")
     cfg = from_dict(CLIPConfig, ckpt.config["model"])

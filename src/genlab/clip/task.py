@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from ..config import to_dict
-from ..train import TrainConfig
+from ..train import TrainConfig, TrainContext, all_gather
 from .data import CaptionedImages, caption_variants
 from .images import normalize
-from .loss import contrastive_loss, gather
+from .loss import contrastive_loss
 from .model import CLIP, CLIPConfig
 from .model import PRESETS as MODEL_PRESETS
 from .text import ClipTokenizer
@@ -86,13 +86,13 @@ class ClipTask:
         self.cfg, self.data, self.tokenizer, self.shift, self.eval_data = cfg, data, tokenizer, shift, eval_data
         self.model = CLIP(cfg)
         self.num_examples = len(data)
-        self.rank, self.world_size = 0, 1  # the trainer's setup(ctx) says otherwise under torchrun
+        self.ctx = TrainContext(0, 1, torch.device("cpu"))  # the trainer's setup(ctx) says otherwise under torchrun
         self.variants = [caption_variants(c, s, k) for c, s, k in zip(data.captions, data.sources, data.categories)]
         self.meta = {"num_examples": self.num_examples}
 
     def setup(self, ctx) -> None:
         """Called by the trainer before training with ``ctx.rank``, ``ctx.world_size``, ``ctx.device``."""
-        self.rank, self.world_size = ctx.rank, ctx.world_size
+        self.ctx = ctx
 
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         pick = [int(torch.randint(len(self.variants[i]), ())) for i in indices.tolist()]
@@ -104,7 +104,7 @@ class ClipTask:
             self.model.logit_scale.clamp_(0, math.log(self.cfg.logit_scale_max))
         image = self.model.encode_image(normalize(batch["images"], self.cfg.vision))  # (b, D)
         text = self.model.encode_text(batch["tokens"])  # (b, D)
-        image, text = gather(image, self.rank, self.world_size), gather(text, self.rank, self.world_size)
+        image, text = all_gather(image, self.ctx), all_gather(text, self.ctx)  # the global batch's negatives
         loss, logits = contrastive_loss(image, text, self.model.temperature())
         labels = torch.arange(logits.shape[0], device=logits.device)
         return loss, {

@@ -23,11 +23,9 @@ import torch
 
 from ..checkpoint import load_checkpoint, weights_hash
 from ..errors import GenlabError
+from ..models import resolve_model
 from .model import Codec, CodecConfig
 from .task import codec_config
-
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-BUNDLED = {"speech-codec": ASSETS / "speech-codec"}
 
 
 @dataclass
@@ -41,13 +39,7 @@ class LoadedCodec:
 def load(name_or_dir: str = "speech-codec", use_ema: bool = True) -> LoadedCodec:
     """A bundled codec by name, or a codec checkpoint or run directory (``genlab train codec``, ``genlab convert
     --from encodec``)."""
-    path = BUNDLED.get(name_or_dir, Path(name_or_dir))
-    if name_or_dir in BUNDLED and not (path / "config.json").exists():
-        raise GenlabError(f"the bundled {name_or_dir} is not trained yet: run `python recipes/speech_codec.py train` "
-                          "and `export`, or pass --model CHECKPOINT_DIR")
-    if not path.exists():
-        raise GenlabError(f"{name_or_dir}: no such codec (bundled: {', '.join(BUNDLED)}; or a checkpoint directory)")
-    ckpt = load_checkpoint(path, kind="codec")
+    ckpt = load_checkpoint(resolve_model(name_or_dir), kind="codec")
     cfg = codec_config(ckpt.config)
     if use_ema and ckpt.ema is not None:
         state = ckpt.ema
@@ -57,7 +49,8 @@ def load(name_or_dir: str = "speech-codec", use_ema: bool = True) -> LoadedCodec
     try:
         codec.load_state_dict(state)
     except RuntimeError as e:
-        raise GenlabError(f"{path}: weights do not fit the codec config ({str(e).splitlines()[0][:120]})") from None
+        reason = str(e).splitlines()[0][:120]
+        raise GenlabError(f"{ckpt.path}: weights do not fit the codec config ({reason})") from None
     codec.eval().requires_grad_(False)
     return LoadedCodec(codec, cfg, name_or_dir, weights_hash(codec.state_dict()))
 

@@ -19,12 +19,9 @@ from ..checkpoint import load_checkpoint, load_weights_strict, weights_hash
 from ..config import from_dict
 from ..data.images import make_grid, save_image
 from ..errors import GenlabError
+from ..models import resolve_model
 from .model import GAN
 from .task import GANSpec, draw, mix_seed, to_uint8
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED = {"emoji32-gan": ASSETS / "emoji32-gan", "fashion-gan": ASSETS / "fashion-gan"}
-RECIPES = {"emoji32-gan": "recipes/emoji32_gan.py", "fashion-gan": "recipes/fashion_gan.py"}
 
 
 @dataclass
@@ -42,13 +39,7 @@ def load(name_or_dir: str, use_ema: bool = True, device: str = "cpu") -> LoadedG
     A training checkpoint holds the whole GAN (``G.``, ``D.``, ...) and the EMA generator; an exported model holds
     the EMA generator alone. ``use_ema=False`` takes the raw training weights.
     """
-    path = BUNDLED.get(name_or_dir, Path(name_or_dir))
-    if name_or_dir in BUNDLED and not path.exists():
-        raise GenlabError(f"bundled model {name_or_dir!r} is not trained yet (no {path}): train it with "
-                          f"`python {RECIPES[name_or_dir]} train` and export it")
-    if not path.exists():
-        raise GenlabError(f"model not found: {name_or_dir!r} (a directory, or one of: {', '.join(BUNDLED)})")
-    ckpt = load_checkpoint(path, kind="gan")
+    ckpt = load_checkpoint(resolve_model(name_or_dir), kind="gan")
     spec = from_dict(GANSpec, ckpt.config)
     G = GAN(spec.net, spec.loss.augment).G
     if use_ema and ckpt.ema is not None:

@@ -353,22 +353,11 @@ def load_clip_component(ref: str) -> Component:
     """A genlab CLIP checkpoint whose text tower (and tokenizer) a latent diffusion model reads, frozen."""
     from ..models import REGISTRY, resolve_model
 
-    path = _bundled_clip() if ref == "emoji-clip" and ref not in REGISTRY else resolve_model(ref)
-    ckpt = load_checkpoint(path, kind="clip")
+    ckpt = load_checkpoint(resolve_model(ref), kind="clip")
     if not isinstance(ckpt.config.get("model"), dict) or ckpt.config.get("tokenizer") is None:
         raise GenlabError(f"{ckpt.path}: a CLIP checkpoint needs its model config and tokenizer")
     ref = ref if ref in REGISTRY else str(ckpt.path.resolve())
     return Component(ref, weights_hash(ckpt.model), ckpt.config, ckpt.model, ckpt.config["tokenizer"])
-
-
-def _bundled_clip() -> Path:
-    from ..clip.pipeline import BUNDLED
-
-    path = BUNDLED["emoji-clip"]
-    if not path.exists():
-        raise GenlabError(f"the bundled CLIP {path} is not there yet: train it (recipes/emoji_clip.py) or pass a "
-                          "CLIP checkpoint directory")
-    return path
 
 
 def check_vae_fits(vae: VAEConfig, unet: UNetConfig, source: str) -> None:

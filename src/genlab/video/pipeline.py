@@ -26,11 +26,10 @@ from ..data.images import make_grid
 from ..diffusion.pipeline import clip_denoised
 from ..diffusion.samplers import make_sampler, sample_loop
 from ..errors import GenlabError
+from ..models import resolve_model
 from .model import VideoUNet
 from .task import VideoConfig, build_model, to_uint8
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED = {"sprites-video": ASSETS / "sprites-video", "sprites-video-frames": ASSETS / "sprites-video-frames"}
 FORMATS = (".gif", ".mp4")
 
 
@@ -45,13 +44,7 @@ class LoadedModel:
 
 def load(name_or_dir: str, use_ema: bool = True, device: str = "cpu") -> LoadedModel:
     """A bundled model by name (``sprites-video``) or any genlab video checkpoint / run directory."""
-    path = BUNDLED.get(name_or_dir, Path(name_or_dir))
-    if name_or_dir in BUNDLED and not path.exists():
-        raise GenlabError(f"bundled model {name_or_dir!r} is not in {path} yet: train it with "
-                          f"recipes/sprites_video.py, or pass a run directory")
-    if not path.exists():
-        raise GenlabError(f"model not found: {name_or_dir!r} (a directory, or one of: {', '.join(BUNDLED)})")
-    ckpt = load_checkpoint(path, kind="video")
+    ckpt = load_checkpoint(resolve_model(name_or_dir), kind="video")
     cfg = from_dict(VideoConfig, ckpt.config)
     model = build_model(cfg)
     state = ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.model
