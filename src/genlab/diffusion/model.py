@@ -10,12 +10,15 @@ Resolution Image Synthesis with Latent Diffusion Models", sec. 3.3): every atten
 (:class:`SpatialTransformer`, diffusers' ``Transformer2DModel``) that also cross-attend to a text's token states,
 ``forward(x, t, context)``. ``genlab.latent.convert`` loads diffusers' ``UNet2DConditionModel`` weights into it.
 
-Reading order: config, residual block, attention, down/up-sampling, the three kinds of stage, the UNet.
+Reading order: config, residual block, attention, down/up-sampling, the three kinds of stage and how they are
+assembled (shared with the video UNet), the UNet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -142,26 +145,30 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-class DownStage(nn.Module):
-    """``layers`` residual blocks (each followed by attention if asked), then a strided conv unless last.
-    Every block's output is kept for the skip connections of the matching up stage."""
+AttentionFactory = Callable[[int], nn.Module]  # channels -> an attention layer ``layer(x, cond) -> x``
 
-    def __init__(self, in_ch, out_ch, temb_ch, layers, attention, downsample, cfg: UNetConfig):
+
+class DownStage(nn.Module):
+    """``layers`` residual blocks (each followed by an attention layer when ``attention`` makes one), then a strided
+    conv unless last. Every block's output is kept for the skip connections of the matching up stage. ``cond`` is
+    what the attention layers read besides ``x``: a text's token states (or None) here, a clip's frame count in
+    :mod:`genlab.video.model`."""
+
+    def __init__(self, in_ch, out_ch, temb_ch, layers, attention: AttentionFactory | None, downsample, cfg):
         super().__init__()
         g, eps = cfg.norm_groups, cfg.norm_eps
         self.resnets = nn.ModuleList(
             [ResnetBlock(in_ch if i == 0 else out_ch, out_ch, temb_ch, g, eps, cfg.dropout) for i in range(layers)]
         )
-        self.attentions = nn.ModuleList([attention_layer(out_ch, cfg) for _ in range(layers)] if attention else [])
+        self.attentions = nn.ModuleList([attention(out_ch) for _ in range(layers)] if attention else [])
         self.downsamplers = nn.ModuleList([Downsample(out_ch, cfg.downsample_padding)] if downsample else [])
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor,
-                context: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, cond=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
         for i, resnet in enumerate(self.resnets):
             x = resnet(x, temb)
             if self.attentions:
-                x = self.attentions[i](x, context)
+                x = self.attentions[i](x, cond)
             skips.append(x)
         for down in self.downsamplers:
             x = down(x)
@@ -170,16 +177,16 @@ class DownStage(nn.Module):
 
 
 class MidStage(nn.Module):
-    def __init__(self, ch: int, temb_ch: int, cfg: UNetConfig):
+    def __init__(self, ch: int, temb_ch: int, attention: AttentionFactory | None, cfg):
         super().__init__()
         g, eps = cfg.norm_groups, cfg.norm_eps
         self.resnets = nn.ModuleList([ResnetBlock(ch, ch, temb_ch, g, eps, cfg.dropout) for _ in range(2)])
-        self.attentions = nn.ModuleList([attention_layer(ch, cfg)] if cfg.mid_attention else [])
+        self.attentions = nn.ModuleList([attention(ch)] if attention else [])
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, cond=None) -> torch.Tensor:
         x = self.resnets[0](x, temb)
         for attn in self.attentions:
-            x = attn(x, context)
+            x = attn(x, cond)
         return self.resnets[1](x, temb)
 
 
@@ -187,25 +194,47 @@ class UpStage(nn.Module):
     """``layers + 1`` residual blocks, each eating one skip connection (concatenated on channels), then a
     nearest-neighbour upsample and conv unless last."""
 
-    def __init__(self, prev_ch, out_ch, skip_chs: list[int], temb_ch, attention, upsample, cfg: UNetConfig):
+    def __init__(self, prev_ch, out_ch, skip_chs: list[int], temb_ch, attention: AttentionFactory | None, upsample,
+                 cfg):
         super().__init__()
         g, eps = cfg.norm_groups, cfg.norm_eps
         self.resnets = nn.ModuleList(
             [ResnetBlock((prev_ch if i == 0 else out_ch) + skip, out_ch, temb_ch, g, eps, cfg.dropout)
              for i, skip in enumerate(skip_chs)]
         )
-        self.attentions = nn.ModuleList([attention_layer(out_ch, cfg) for _ in skip_chs] if attention else [])
+        self.attentions = nn.ModuleList([attention(out_ch) for _ in skip_chs] if attention else [])
         self.upsamplers = nn.ModuleList([Upsample(out_ch)] if upsample else [])
 
-    def forward(self, x: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor,
-                context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor, cond=None) -> torch.Tensor:
         for i, resnet in enumerate(self.resnets):
             x = resnet(torch.cat([x, skips.pop()], dim=1), temb)  # (B, C + C_skip, H, W) -> (B, C_out, H, W)
             if self.attentions:
-                x = self.attentions[i](x, context)
+                x = self.attentions[i](x, cond)
         for up in self.upsamplers:
             x = up(x)
         return x
+
+
+def build_stages(cfg, attention: Callable[[int | None], AttentionFactory | None]):
+    """The down stages, the middle and the up stages of a UNet with ``cfg.channels``, ``cfg.layers_per_block``;
+    ``attention(stage)`` gives the attention of stage ``stage`` (None: the middle), mirrored on the way up.
+    Returns ``(down_blocks, mid_block, up_blocks)``."""
+    ch0, temb_ch, n = cfg.channels[0], cfg.channels[0] * 4, len(cfg.channels)
+    down_blocks = nn.ModuleList()
+    skip_chs = [ch0]  # channels of every tensor pushed on the skip stack, in order
+    prev = ch0
+    for i, ch in enumerate(cfg.channels):
+        last = i == n - 1
+        down_blocks.append(DownStage(prev, ch, temb_ch, cfg.layers_per_block, attention(i), not last, cfg))
+        skip_chs += [ch] * cfg.layers_per_block + ([] if last else [ch])
+        prev = ch
+    mid_block = MidStage(prev, temb_ch, attention(None), cfg)
+    up_blocks = nn.ModuleList()
+    for i, ch in enumerate(reversed(cfg.channels)):
+        stage_skips = [skip_chs.pop() for _ in range(cfg.layers_per_block + 1)]
+        up_blocks.append(UpStage(prev, ch, stage_skips, temb_ch, attention(n - 1 - i), i < n - 1, cfg))
+        prev = ch
+    return down_blocks, mid_block, up_blocks
 
 
 class TimestepMLP(nn.Module):
@@ -227,31 +256,15 @@ class UNet(nn.Module):
         if len(cfg.attention) != len(cfg.channels):
             raise ValueError("UNetConfig.attention needs one entry per stage in channels")
         self.cfg = cfg
-        ch0, temb_ch, n = cfg.channels[0], cfg.channels[0] * 4, len(cfg.channels)
+        ch0, temb_ch = cfg.channels[0], cfg.channels[0] * 4
         self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
         self.time_embedding = TimestepMLP(ch0, temb_ch)
 
-        self.down_blocks = nn.ModuleList()
-        skip_chs = [ch0]  # channels of every tensor pushed on the skip stack, in order
-        prev = ch0
-        for i, ch in enumerate(cfg.channels):
-            last = i == n - 1
-            self.down_blocks.append(
-                DownStage(prev, ch, temb_ch, cfg.layers_per_block, cfg.attention[i], not last, cfg)
-            )
-            skip_chs += [ch] * cfg.layers_per_block + ([] if last else [ch])
-            prev = ch
+        def attention(stage: int | None) -> AttentionFactory | None:
+            wanted = cfg.mid_attention if stage is None else cfg.attention[stage]
+            return partial(attention_layer, cfg=cfg) if wanted else None
 
-        self.mid_block = MidStage(prev, temb_ch, cfg)
-
-        self.up_blocks = nn.ModuleList()
-        for i, ch in enumerate(reversed(cfg.channels)):
-            stage_skips = [skip_chs.pop() for _ in range(cfg.layers_per_block + 1)]
-            self.up_blocks.append(
-                UpStage(prev, ch, stage_skips, temb_ch, cfg.attention[n - 1 - i], i < n - 1, cfg)
-            )
-            prev = ch
-
+        self.down_blocks, self.mid_block, self.up_blocks = build_stages(cfg, attention)
         self.conv_norm_out = nn.GroupNorm(cfg.norm_groups, ch0, eps=cfg.norm_eps)
         self.conv_out = nn.Conv2d(ch0, cfg.out_channels, 3, padding=1)
 

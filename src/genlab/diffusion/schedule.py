@@ -110,6 +110,15 @@ class NoiseSchedule:
         alpha, sigma = self.alpha_sigma(t, x0)
         return make_prediction(x0, noise, alpha, sigma, check_prediction_type(prediction_type))
 
+    def loss(self, model, x0: torch.Tensor, prediction_type: str) -> torch.Tensor:
+        """The denoising loss of Ho et al. 2020 (Algorithm 1, with any prediction type): a uniform timestep and a
+        Gaussian noise per example, ``mse(model(x_t, t), target)``. ``model(x_t, t)`` is any denoiser (a UNet, a
+        video UNet, a text-conditioned UNet with its context bound)."""
+        t = torch.randint(0, self.num_train_timesteps, (x0.shape[0],), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = self.add_noise(x0, noise, t)
+        return torch.nn.functional.mse_loss(model(x_t, t).float(), self.target(x0, noise, t, prediction_type))
+
     def pred_x0(self, model_output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
                 prediction_type: str) -> torch.Tensor:
         """x0 implied by a model output at x_t (eps -> x0 or v -> x0)."""

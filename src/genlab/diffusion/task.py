@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from ..config import to_dict
 from ..errors import GenlabError
@@ -146,11 +145,7 @@ class DiffusionTask:
         return torch.where(torch.rand(len(x0), 1, 1, 1) < 0.5, x0, x0.flip(-1))  # horizontal flips
 
     def loss(self, x0: torch.Tensor, phase: str) -> tuple[torch.Tensor, dict[str, float]]:
-        t = torch.randint(0, self.cfg.num_train_timesteps, (x0.shape[0],), device=x0.device)
-        noise = torch.randn_like(x0)
-        x_t = self.schedule.add_noise(x0, noise, t)
-        target = self.schedule.target(x0, noise, t, self.cfg.prediction_type)
-        loss = F.mse_loss(self.model(x_t, t).float(), target)
+        loss = self.schedule.loss(self.model, x0, self.cfg.prediction_type)
         return loss, {"loss": loss.item()}
 
     def checkpoint_config(self) -> dict:

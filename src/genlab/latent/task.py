@@ -26,10 +26,10 @@ flipped "left arrow" would be a right arrow.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import load_checkpoint, weights_hash
@@ -452,12 +452,8 @@ class LDMTask:
         vae = self.model.vae.cfg
         mean, logvar = batch["moments"].chunk(2, dim=1)
         z = (mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) - vae.shift_factor) * vae.scaling_factor
-        t = torch.randint(0, self.cfg.diffusion.num_train_timesteps, (z.shape[0],), device=z.device)
-        noise = torch.randn_like(z)
-        z_t = self.schedule.add_noise(z, noise, t)
-        target = self.schedule.target(z, noise, t, self.cfg.diffusion.prediction_type)
         context = self.model.encode_text(batch["tokens"])[0]  # (b, L, width)
-        loss = F.mse_loss(self.model.unet(z_t, t, context).float(), target)
+        loss = self.schedule.loss(partial(self.model.unet, context=context), z, self.cfg.diffusion.prediction_type)
         return loss, {"loss": loss.item()}
 
     def checkpoint_config(self) -> dict:

@@ -13,22 +13,23 @@ the same UNet with nothing that mixes frames (every frame denoised as an indepen
 starts as the identity (its output projection is zero-initialised), so a temporal model starts where the
 frame-by-frame one does.
 
-Frames are folded into the batch, ``(B, C, F, H, W) -> (B * F, C, H, W)``, and the image UNet's residual blocks,
-down- and upsamplers are reused from :mod:`genlab.diffusion.model`; the attention is genlab's one
-:class:`~genlab.nn.attention.Attention`.
+Frames are folded into the batch, ``(B, C, F, H, W) -> (B * F, C, H, W)``, and the image UNet's stages (residual
+blocks, down- and upsamplers, assembled by :func:`genlab.diffusion.model.build_stages`) and its spatial attention
+are reused from :mod:`genlab.diffusion.model`; the attention is genlab's one :class:`~genlab.nn.attention.Attention`.
 
-Reading order: config, the two attentions, the stages, the UNet.
+Reading order: config, temporal attention, the space-time attention block, the UNet.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..diffusion.model import Downsample, ResnetBlock, TimestepMLP, Upsample
+from ..diffusion.model import SpatialSelfAttention, TimestepMLP, build_stages
 from ..nn.attention import Attention, RotaryEmbedding
 from ..nn.embeddings import sinusoidal_embedding
 
@@ -49,21 +50,7 @@ class VideoUNetConfig:
     norm_groups: int = 8
     norm_eps: float = 1e-5
     dropout: float = 0.0
-
-
-class SpatialAttention(nn.Module):
-    """Self-attention over the ``H * W`` positions of each frame, pre-GroupNorm, residual."""
-
-    def __init__(self, channels: int, head_dim: int, groups: int, eps: float):
-        super().__init__()
-        self.norm = nn.GroupNorm(groups, channels, eps=eps)
-        self.attn = Attention(channels, max(1, channels // head_dim))
-
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        BF, C, H, W = x.shape
-        h = self.norm(x).flatten(2).transpose(1, 2)  # (B*F, HW, C)
-        h = self.attn(h)  # (B*F, HW, C)
-        return x + h.transpose(1, 2).reshape(BF, C, H, W)
+    downsample_padding: int = 1  # as UNetConfig's (the image UNet's stages read it)
 
 
 class TemporalAttention(nn.Module):
@@ -89,89 +76,29 @@ class TemporalAttention(nn.Module):
 
 
 class SpaceTimeAttention(nn.Module):
-    """Spatial then (if any) temporal attention: Ho et al.'s factorised space-time attention block."""
+    """Spatial then (if any) temporal attention: Ho et al.'s factorised space-time attention block. The spatial one
+    is the image UNet's :class:`~genlab.diffusion.model.SpatialSelfAttention`, each frame an image of the batch."""
 
     def __init__(self, channels: int, spatial: bool, temporal: bool, cfg: VideoUNetConfig):
         super().__init__()
         args = (channels, cfg.head_dim, cfg.norm_groups, cfg.norm_eps)
-        self.spatial = SpatialAttention(*args) if spatial else None
+        self.spatial = SpatialSelfAttention(*args) if spatial else None
         self.temporal = TemporalAttention(*args) if temporal else None
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         if self.spatial is not None:
-            x = self.spatial(x, frames)
+            x = self.spatial(x)
         if self.temporal is not None:
             x = self.temporal(x, frames)
         return x
 
 
-def _attention(channels: int, stage: int | None, cfg: VideoUNetConfig) -> SpaceTimeAttention | None:
-    """The attention block of a stage (``None``: the middle), or None when the stage has neither kind."""
+def _attention(stage: int | None, cfg: VideoUNetConfig):
+    """The attention of a stage (``None``: the middle) for :func:`~genlab.diffusion.model.build_stages`, or None
+    when the stage has neither kind."""
     spatial = True if stage is None else cfg.attention[stage]
     temporal = cfg.temporal and (True if stage is None else cfg.temporal_attention[stage])
-    return SpaceTimeAttention(channels, spatial, temporal, cfg) if (spatial or temporal) else None
-
-
-class DownStage(nn.Module):
-    """``layers`` residual blocks, each followed by space-time attention if the stage has any, then a strided conv
-    unless last; every block's output is kept for the skip connections."""
-
-    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, stage: int, downsample: bool, cfg: VideoUNetConfig):
-        super().__init__()
-        g, eps, n = cfg.norm_groups, cfg.norm_eps, cfg.layers_per_block
-        self.resnets = nn.ModuleList(
-            [ResnetBlock(in_ch if i == 0 else out_ch, out_ch, temb_ch, g, eps, cfg.dropout) for i in range(n)]
-        )
-        self.attentions = nn.ModuleList([a for a in (_attention(out_ch, stage, cfg) for _ in range(n)) if a])
-        self.downsamplers = nn.ModuleList([Downsample(out_ch, 1)] if downsample else [])
-
-    def forward(self, x, temb, frames):
-        skips = []
-        for i, resnet in enumerate(self.resnets):
-            x = resnet(x, temb)
-            if self.attentions:
-                x = self.attentions[i](x, frames)
-            skips.append(x)
-        for down in self.downsamplers:
-            x = down(x)
-            skips.append(x)
-        return x, skips
-
-
-class MidStage(nn.Module):
-    def __init__(self, ch: int, temb_ch: int, cfg: VideoUNetConfig):
-        super().__init__()
-        g, eps = cfg.norm_groups, cfg.norm_eps
-        self.resnets = nn.ModuleList([ResnetBlock(ch, ch, temb_ch, g, eps, cfg.dropout) for _ in range(2)])
-        self.attention = _attention(ch, None, cfg)
-
-    def forward(self, x, temb, frames):
-        return self.resnets[1](self.attention(self.resnets[0](x, temb), frames), temb)
-
-
-class UpStage(nn.Module):
-    """``layers + 1`` residual blocks, each eating one skip connection, with attention as in the matching down
-    stage, then a nearest-neighbour upsample and conv unless last."""
-
-    def __init__(self, prev_ch, out_ch, skip_chs: list[int], temb_ch, stage: int, upsample: bool,
-                 cfg: VideoUNetConfig):
-        super().__init__()
-        g, eps = cfg.norm_groups, cfg.norm_eps
-        self.resnets = nn.ModuleList(
-            [ResnetBlock((prev_ch if i == 0 else out_ch) + skip, out_ch, temb_ch, g, eps, cfg.dropout)
-             for i, skip in enumerate(skip_chs)]
-        )
-        self.attentions = nn.ModuleList([a for a in (_attention(out_ch, stage, cfg) for _ in skip_chs) if a])
-        self.upsamplers = nn.ModuleList([Upsample(out_ch)] if upsample else [])
-
-    def forward(self, x, skips, temb, frames):
-        for i, resnet in enumerate(self.resnets):
-            x = resnet(torch.cat([x, skips.pop()], dim=1), temb)  # (B*F, C + C_skip, H, W) -> (B*F, C_out, H, W)
-            if self.attentions:
-                x = self.attentions[i](x, frames)
-        for up in self.upsamplers:
-            x = up(x)
-        return x
+    return partial(SpaceTimeAttention, spatial=spatial, temporal=temporal, cfg=cfg) if (spatial or temporal) else None
 
 
 class VideoUNet(nn.Module):
@@ -188,20 +115,7 @@ class VideoUNet(nn.Module):
         self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
         self.time_embedding = TimestepMLP(ch0, temb_ch)
 
-        self.down_blocks = nn.ModuleList()
-        skip_chs = [ch0]  # channels of every tensor pushed on the skip stack, in order
-        prev = ch0
-        for i, ch in enumerate(cfg.channels):
-            last = i == n - 1
-            self.down_blocks.append(DownStage(prev, ch, temb_ch, i, not last, cfg))
-            skip_chs += [ch] * cfg.layers_per_block + ([] if last else [ch])
-            prev = ch
-        self.mid_block = MidStage(prev, temb_ch, cfg)
-        self.up_blocks = nn.ModuleList()
-        for i, ch in enumerate(reversed(cfg.channels)):
-            stage_skips = [skip_chs.pop() for _ in range(cfg.layers_per_block + 1)]
-            self.up_blocks.append(UpStage(prev, ch, stage_skips, temb_ch, n - 1 - i, i < n - 1, cfg))
-            prev = ch
+        self.down_blocks, self.mid_block, self.up_blocks = build_stages(cfg, partial(_attention, cfg=cfg))
         self.conv_norm_out = nn.GroupNorm(cfg.norm_groups, ch0, eps=cfg.norm_eps)
         self.conv_out = nn.Conv2d(ch0, cfg.out_channels, 3, padding=1)
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from ..config import to_dict
 from ..diffusion.schedule import NoiseSchedule
@@ -141,11 +140,7 @@ class VideoTask:
         return video.view(B, C, frames // L, L, H, W).transpose(1, 2).reshape(B * frames // L, C, L, H, W)
 
     def loss(self, x0: torch.Tensor, phase: str) -> tuple[torch.Tensor, dict[str, float]]:
-        t = torch.randint(0, self.cfg.num_train_timesteps, (x0.shape[0],), device=x0.device)  # one t per clip
-        noise = torch.randn_like(x0)
-        x_t = self.schedule.add_noise(x0, noise, t)
-        target = self.schedule.target(x0, noise, t, self.cfg.prediction_type)
-        loss = F.mse_loss(self.model(x_t, t).float(), target)
+        loss = self.schedule.loss(self.model, x0, self.cfg.prediction_type)  # one t per clip
         return loss, {"loss": loss.item()}
 
     def checkpoint_config(self) -> dict:
