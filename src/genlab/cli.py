@@ -87,6 +87,30 @@ def run_directory(args: argparse.Namespace, family: str) -> Path:
     return out
 
 
+def count_parameters(module) -> str:
+    """``"1.23M"``: a module's parameters in millions, for the line a training starts with."""
+    return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f}M"
+
+
+def train_preset(args: argparse.Namespace, family: str, presets: dict, make_task: Callable,
+                 describe: Callable | None = None) -> None:
+    """The body of every ``genlab train FAMILY``: the preset with its overrides, the seed (the initial weights come
+    from it), ``make_task(run)``, and only then the run directory (so a bad override or config moves nothing aside,
+    see :func:`run_directory`); one line saying what trains (``describe(task)``, default: parameters and examples),
+    the run recorded in the checkpoint's meta, and the trainer."""
+    from .config import apply_overrides, pick_preset, to_dict
+    from .train import Trainer, seed_everything
+
+    run = apply_overrides(pick_preset(presets, args.preset), args.overrides)
+    seed_everything(run.train.seed)
+    task = make_task(run)
+    out = run_directory(args, family)
+    what = describe(task) if describe else f"{count_parameters(task.model)} parameters, {task.num_examples} examples"
+    print(f"training {family} {args.preset}: {what}, run dir {out}")
+    task.meta.update(preset=args.preset, run=to_dict(run))
+    Trainer(task, run.train, out).fit()
+
+
 def _families() -> list:
     # Explicit imports, no lookup by string: adding a family is one line here.
     from .asr import cli as asr_cli

@@ -126,20 +126,12 @@ def _decode(args) -> None:
 
 
 def _train(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import count_parameters, train_preset
     from .task import PRESETS, CodecTask
 
-    run = apply_overrides(pick_preset(PRESETS, args.preset), args.overrides)
-    out = run_directory(args, "codec")
-    seed_everything(run.train.seed)
-    task = CodecTask(run.model)
-    n_params = sum(p.numel() for p in task.codec.parameters()) / 1e6
-    print(f"training codec {args.preset}: {n_params:.2f}M parameters, {task.meta['train_seconds'] / 3600:.1f} h of "
-          f"speech, phases {task.phases}, run dir {out}")
-    task.meta.update(preset=args.preset, run=to_dict(run))
-    Trainer(task, run.train, out).fit()
+    train_preset(args, "codec", PRESETS, lambda run: CodecTask(run.model),
+                 lambda task: f"{count_parameters(task.codec)} parameters, {task.meta['train_seconds'] / 3600:.1f} h "
+                 f"of speech, phases {', '.join(getattr(p, 'name', p) for p in task.phases)}")
 
 
 def _data(args) -> None:

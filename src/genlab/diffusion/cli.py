@@ -48,20 +48,11 @@ def register(commands) -> None:
 
 
 def _train(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import count_parameters, train_preset
     from .task import PRESETS, DiffusionTask
 
-    run = apply_overrides(pick_preset(PRESETS, args.preset), args.overrides)
-    out = run_directory(args, "diffusion")
-    seed_everything(run.train.seed)  # the initial weights come from the seed too
-    task = DiffusionTask(run.model)
-    print(f"training {args.preset}: {sum(p.numel() for p in task.model.parameters()) / 1e6:.2f}M parameters, "
-          f"{task.num_examples} images, run dir {out}")
-    task.meta["preset"] = args.preset
-    task.meta["run"] = to_dict(run)
-    Trainer(task, run.train, out).fit()
+    train_preset(args, "diffusion", PRESETS, lambda run: DiffusionTask(run.model),
+                 lambda task: f"{count_parameters(task.model)} parameters, {task.num_examples} images")
 
 
 def _load_and_generate(args):

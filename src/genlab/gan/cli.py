@@ -52,27 +52,22 @@ def register(commands) -> None:
 
 
 def _train(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import count_parameters, train_preset
     from .task import PRESETS, GANTask
 
-    run = apply_overrides(pick_preset(PRESETS, args.preset), args.overrides)
-    out = run_directory(args, "gan")
-    seed_everything(run.train.seed)  # the initial weights come from the seed too
     if args.monitor < 0:
         raise GenlabError(f"--monitor must be >= 0, got {args.monitor}")
-    monitor = None
-    if run.train.eval_every and args.monitor and run.model.dataset.startswith("emoji"):
-        from .monitor import CollapseMonitor
 
-        monitor = CollapseMonitor(run.model.dataset, n=args.monitor)
-    task = GANTask(run.model, seed=run.train.seed, monitor=monitor)
-    params = {k: sum(p.numel() for p in getattr(task.model, k).parameters()) / 1e6 for k in ("G", "D")}
-    print(f"training {args.preset}: G {params['G']:.2f}M, D {params['D']:.2f}M parameters, {task.num_examples} "
-          f"images, run dir {out}")
-    task.meta.update(preset=args.preset, run=to_dict(run))
-    Trainer(task, run.train, out).fit()
+    def make_task(run):
+        monitor = None
+        if run.train.eval_every and args.monitor and run.model.dataset.startswith("emoji"):
+            from .monitor import CollapseMonitor
+
+            monitor = CollapseMonitor(run.model.dataset, n=args.monitor)
+        return GANTask(run.model, seed=run.train.seed, monitor=monitor)
+
+    train_preset(args, "gan", PRESETS, make_task, lambda task: f"G {count_parameters(task.model.G)}, D "
+                 f"{count_parameters(task.model.D)} parameters, {task.num_examples} images")
 
 
 def _sample(args) -> None:

@@ -187,37 +187,23 @@ def _eval_vae(args) -> None:
 
 
 def _train_vae(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import count_parameters, train_preset
     from .task import VAE_PRESETS, VAETask
 
-    run = apply_overrides(pick_preset(VAE_PRESETS, args.preset), args.overrides)
-    out = run_directory(args, "vae")
-    seed_everything(run.train.seed)
-    task = VAETask(run)
-    print(f"training {args.preset}: {sum(p.numel() for p in task.model.parameters()) / 1e6:.2f}M parameters, "
-          f"{task.num_examples} images, run dir {out}")
-    task.meta |= {"preset": args.preset, "run": to_dict(run)}
-    Trainer(task, run.train, out).fit()
+    train_preset(args, "vae", VAE_PRESETS, VAETask,
+                 lambda task: f"{count_parameters(task.model)} parameters, {task.num_examples} images")
 
 
 def _train_ldm(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import train_preset
     from .task import LDM_PRESETS, LDMTask
 
-    run = apply_overrides(pick_preset(LDM_PRESETS, args.preset), args.overrides)
-    out = run_directory(args, "ldm")
-    seed_everything(run.train.seed)
-    task = LDMTask(run)
-    trained = sum(p.numel() for p in task.model.parameters()) - sum(
-        p.numel() for m in task.frozen().values() for p in m.parameters())
-    print(f"training {args.preset}: {trained / 1e6:.2f}M trained parameters, {task.num_examples} captioned images, "
-          f"VAE {run.vae}, run dir {out}")
-    task.meta |= {"preset": args.preset, "run": to_dict(run)}
-    Trainer(task, run.train, out).fit()
+    def describe(task) -> str:
+        trained = sum(p.numel() for p in task.model.parameters()) - sum(
+            p.numel() for m in task.frozen().values() for p in m.parameters())
+        return f"{trained / 1e6:.2f}M trained parameters, {task.num_examples} captioned images, VAE {task.run.vae}"
+
+    train_preset(args, "ldm", LDM_PRESETS, LDMTask, describe)
 
 
 def _convert_vae(src: str, out: str, args) -> None:

@@ -122,19 +122,11 @@ def _chat(args) -> None:
 
 
 def _train(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import count_parameters, train_preset
     from .task import PRESETS, LMTask
 
-    run = apply_overrides(pick_preset(PRESETS, args.preset), args.overrides)
-    out = run_directory(args, "lm")
-    seed_everything(run.train.seed)  # the initial weights come from the seed too
-    task = LMTask(run)
-    print(f"training {args.preset}: {sum(p.numel() for p in task.model.parameters()) / 1e6:.2f}M parameters, "
-          f"{len(task.stream):,} training tokens, run dir {out}")
-    task.meta |= {"preset": args.preset, "run": to_dict(run)}
-    Trainer(task, run.train, out).fit()
+    train_preset(args, "lm", PRESETS, LMTask,
+                 lambda task: f"{count_parameters(task.model)} parameters, {len(task.stream):,} training tokens")
 
 
 def _eval(args) -> None:

@@ -120,51 +120,28 @@ def _speak(args) -> None:
 
 
 def _train_acoustic(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import count_parameters, train_preset
     from .task import ACOUSTIC_PRESETS, AcousticTask
 
-    run = apply_overrides(pick_preset(ACOUSTIC_PRESETS, args.preset), args.overrides)
-    out = run_directory(args, "tts")
-    seed_everything(run.train.seed)
-    task = AcousticTask(run)
-    print(f"training tts {args.preset}: {sum(p.numel() for p in task.model.parameters()) / 1e6:.2f}M parameters, "
-          f"{task.num_examples} utterances, run dir {out}")
-    task.meta["run"] = to_dict(run)
-    Trainer(task, run.train, out).fit()
+    train_preset(args, "tts", ACOUSTIC_PRESETS, AcousticTask,
+                 lambda task: f"{count_parameters(task.model)} parameters, {task.num_examples} utterances")
 
 
 def _train_vocoder(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import count_parameters, train_preset
     from .task import VOCODER_PRESETS, VocoderTask
 
-    run = apply_overrides(pick_preset(VOCODER_PRESETS, args.preset), args.overrides)
-    out = run_directory(args, "vocoder")
-    seed_everything(run.train.seed)
-    task = VocoderTask(run)
-    print(f"training vocoder {args.preset}: {sum(p.numel() for p in task.generator.parameters()) / 1e6:.2f}M "
-          f"generator parameters, {task.num_examples} utterances, run dir {out}")
-    task.meta["run"] = to_dict(run)
-    Trainer(task, run.train, out).fit()
+    train_preset(args, "vocoder", VOCODER_PRESETS, VocoderTask,
+                 lambda task: f"{count_parameters(task.generator)} generator parameters, {task.num_examples} "
+                 "utterances")
 
 
 def _train_speaker(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import train_preset
     from .speaker import SPEAKER_PRESETS, SpeakerTask
 
-    run = apply_overrides(pick_preset(SPEAKER_PRESETS, args.preset), args.overrides)
-    out = run_directory(args, "speaker")
-    seed_everything(run.train.seed)
-    task = SpeakerTask(run)
-    print(f"training speaker encoder {args.preset}: {len(task.pool.names)} voices, "
-          f"{len(task.eval_pool.names) if task.eval_pool else 0} held out, run dir {out}")
-    task.meta["run"] = to_dict(run)
-    Trainer(task, run.train, out).fit()
+    train_preset(args, "speaker", SPEAKER_PRESETS, SpeakerTask, lambda task: f"{len(task.pool.names)} voices, "
+                 f"{len(task.eval_pool.names) if task.eval_pool else 0} held out")
 
 
 def _data(args) -> None:

@@ -52,22 +52,19 @@ def register(commands) -> None:
 
 
 def _train(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
-    from ..train import Trainer, seed_everything
+    from ..cli import count_parameters, train_preset
     from .task import PRESETS, VideoTask
 
-    run = apply_overrides(pick_preset(PRESETS, args.preset), args.overrides)
-    run.model.check()
-    out = run_directory(args, "video")
-    seed_everything(run.train.seed)  # the initial weights come from the seed too
-    task = VideoTask(run.model)
-    temporal = "joint (temporal attention)" if run.model.unet.temporal else "frame by frame (no temporal attention)"
-    print(f"training {args.preset}: {sum(p.numel() for p in task.model.parameters()) / 1e6:.2f}M parameters, "
-          f"{temporal}, {run.model.unet.frames} frames of {run.model.unet.image_size} px, run dir {out}")
-    task.meta["preset"] = args.preset
-    task.meta["run"] = to_dict(run)
-    Trainer(task, run.train, out).fit()
+    def make_task(run) -> VideoTask:
+        run.model.check()
+        return VideoTask(run.model)
+
+    def describe(task: VideoTask) -> str:
+        unet = task.cfg.unet
+        temporal = "joint (temporal attention)" if unet.temporal else "frame by frame (no temporal attention)"
+        return f"{count_parameters(task.model)} parameters, {temporal}, {unet.frames} frames of {unet.image_size} px"
+
+    train_preset(args, "video", PRESETS, make_task, describe)
 
 
 def _sample(args) -> None:
