@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from genlab.cli import main
+from genlab.errors import GenlabError
 from genlab.video.pipeline import generate, load, read_clip
 from genlab.video.task import PRESETS, VideoTask, step_length
 
@@ -112,3 +113,28 @@ def test_data_command_writes_clips_with_their_truth(video_cache, tmp_path):
     frames, info = read_clip(out)
     assert frames.shape[0] == 4 and len(info["clips"]) == 2 and info["license"] == "CC BY-SA 4.0"
     assert len(info["clips"][0]["positions_xy"]) == 4 and len(info["clips"][0]["sprites"]) == 2
+
+
+def test_tour_section_shows_both_models_and_their_scores(tiny_run, tmp_path, monkeypatch):
+    """The tour's video section on the tiny run standing in for both bundled models: the GIFs it names exist and
+    the score table has the rendered clips' row and one row per model."""
+    from genlab.video import tour
+
+    real_load = tour.load
+    monkeypatch.setattr(tour, "load", lambda name: real_load(str(tiny_run)))
+    html = tour.video_section(tmp_path, quick=True)
+    for name in ("real", *tour.MODELS):
+        assert (tmp_path / "video" / f"{name}.gif").stat().st_size > 0
+        assert f"video/{name}.gif" in html
+    assert html.count("<tr>") == 1 + 1 + len(tour.MODELS)  # header, rendered clips, the two models
+    assert "rendered clips (ceiling)" in html
+
+
+def test_tour_section_says_in_one_line_when_the_models_are_not_trained(tmp_path, monkeypatch):
+    from genlab.models import ASSETS
+    from genlab.video import tour
+
+    if (ASSETS / "sprites-video").exists():
+        pytest.skip("sprites-video is bundled in this install")
+    with pytest.raises(GenlabError, match="not installed on this machine: train it"):
+        tour.video_section(tmp_path, quick=True)

@@ -49,6 +49,13 @@ def register(commands) -> None:
     p.add_argument("--no-fid", dest="fid", action="store_false", help="skip the feature-drift measurement")
     p.add_argument("--json", default=None, help="write the report here")
     p.set_defaults(handler=_eval)
+    commands.tour_sections.append(tour_section)
+
+
+def tour_section(out_dir, quick: bool) -> str:
+    from .tour import video_section
+
+    return video_section(out_dir, quick)
 
 
 def _train(args) -> None:
