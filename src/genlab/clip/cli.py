@@ -48,7 +48,7 @@ def register(commands) -> None:
     from ..cli import add_train_command
 
     add_train_command(commands, "clip", help="train CLIP contrastively on captioned images",
-                      presets=("emoji-clip", "tiny"), default="emoji-clip", handler=_train)
+                      presets=("emoji-clip", "emoji-clip-minilm", "tiny"), default="emoji-clip", handler=_train)
 
     p = commands.data.add_parser("clip", help="build the captioned image set CLIP trains on and count it")
     p.add_argument("--size", type=int, default=32)
@@ -88,6 +88,7 @@ def _templates(given: list[str] | None) -> tuple[str, ...]:
 
 def _provenance(loaded, **extra) -> dict:
     return {"model": loaded.source, "weights_hash": loaded.weights_hash,
+            **({"components": loaded.components} if loaded.components else {}),
             "command": shlex.join(["genlab", *sys.argv[1:]]),
             **extra}
 
@@ -178,22 +179,28 @@ def _embed(args) -> None:
 def _train(args) -> None:
     from ..cli import run_directory
     from ..config import apply_overrides, pick_preset, to_dict
+    from ..models import resolve_model
     from ..train import Trainer, seed_everything
     from .data import load_captioned, summary
     from .task import PRESETS, ClipTask
     from .text import ClipTokenizer, train_alphabet
 
     run = apply_overrides(pick_preset(PRESETS, args.preset), args.overrides)
+    if run.model.minilm is not None:
+        resolve_model(run.model.minilm.weights)  # a missing text encoder is one line, before any work
     out = run_directory(args, "clip")
     size = run.model.vision.image_size
     data = load_captioned(size, "train", run.data.sources)
     held = load_captioned(size, "test", run.data.sources)
-    alphabet = train_alphabet(data.captions, run.model.text.vocab_size)
+    tokenizer = None  # a borrowed text tower (run.model.minilm) brings its own
+    if run.model.minilm is None:
+        tokenizer = ClipTokenizer(train_alphabet(data.captions, run.model.text.vocab_size), run.model.text)
     seed_everything(run.train.seed)  # the initial weights come from the seed too
     held = held.select(list(range(0, len(held), max(1, len(held) // run.data.eval_pairs)))[: run.data.eval_pairs])
-    task = ClipTask(run.model, data, ClipTokenizer(alphabet, run.model.text), run.data.shift, eval_data=held)
-    print(f"training {args.preset}: {sum(p.numel() for p in task.model.parameters()) / 1e6:.2f}M parameters, "
-          f"{summary(data)}, run dir {out}")
+    task = ClipTask(run.model, data, tokenizer, run.data.shift, eval_data=held)
+    frozen = sum(p.numel() for m in task.frozen().values() for p in m.parameters())
+    print(f"training {args.preset}: {(sum(p.numel() for p in task.model.parameters()) - frozen) / 1e6:.2f}M "
+          f"parameters" + (f" (+ {frozen / 1e6:.1f}M frozen)" if frozen else "") + f", {summary(data)}, run dir {out}")
     task.meta.update(preset=args.preset, run=to_dict(run), data=summary(data))
     Trainer(task, run.train, out).fit()
 

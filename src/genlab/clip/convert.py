@@ -345,3 +345,36 @@ def convert_open_clip(src: str, out: str, args=None) -> None:
     path = write_checkpoint(cfg, state, tokenizer, out, src, "open_clip")
     print(f"wrote genlab CLIP checkpoint {path} ({cfg.vision.heads}/{cfg.text.heads} heads, {cfg.text.activation})"
           + ("" if tokenizer else " (no tokenizer.json: image side only)"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HF BertModel -> the borrowed text tower (clip/minilm.py)
+
+_BERT_FIXED = {"embeddings.word_embeddings.weight": "embeddings.token.weight",
+               "embeddings.position_embeddings.weight": "embeddings.position.weight",
+               "embeddings.token_type_embeddings.weight": "embeddings.token_type.weight",
+               "embeddings.LayerNorm.weight": "embeddings.ln.weight",
+               "embeddings.LayerNorm.bias": "embeddings.ln.bias"}
+_BLOCK_BERT = {"attention.self.query": "attn.query", "attention.self.key": "attn.key",
+               "attention.self.value": "attn.value", "attention.output.dense": "attn.out",
+               "attention.output.LayerNorm": "attn_ln", "intermediate.dense": "mlp.0", "output.dense": "mlp.2",
+               "output.LayerNorm": "mlp_ln"}
+
+
+def from_hf_bert_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename an HF ``BertModel`` state dict (a sentence-transformers model's ``model.safetensors``) to
+    :class:`~genlab.clip.minilm.MiniLM`'s names. The pooler (a tanh layer over [CLS] that mean pooling never reads)
+    and the ``position_ids`` buffer are dropped; a ``bert.`` prefix is accepted."""
+    block = re.compile(r"encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix("bert.")
+        if key.startswith("pooler.") or key.endswith("position_ids"):
+            continue
+        if key in _BERT_FIXED:
+            out[_BERT_FIXED[key]] = value
+        elif (m := block.match(key)) and m.group(2) in _BLOCK_BERT:
+            out[f"blocks.{m.group(1)}.{_BLOCK_BERT[m.group(2)]}.{m.group(3)}"] = value
+        else:
+            out[key] = value  # unknown: load_weights_strict names it
+    return out

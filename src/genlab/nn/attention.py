@@ -4,7 +4,8 @@ One :class:`Attention` serves self- and cross-attention, causal or not, with mul
 2023) or single-query heads and optional rotary positions (Su et al. 2021). It runs on
 ``F.scaled_dot_product_attention``. Incremental decoding keeps keys and values in an explicit :class:`KVCache`
 passed in by the caller (no hooks, no hidden state). :class:`TransformerBlock` is the pre-norm block of GPT-2,
-Whisper, CLIP and Llama: self-attention, optional cross-attention, an MLP, each behind a norm and a residual.
+Whisper, CLIP and Llama: self-attention, optional cross-attention, an MLP, each behind a norm and a residual (or,
+with ``post_norm``, BERT's block: each residual sum followed by its norm).
 
 Parameter names follow openai-whisper's (``attn.query``, ``attn_ln``, ``cross_attn``, ``mlp.0``, ``mlp_ln``), so
 its checkpoints map one to one; other published formats are renamed by ``genlab.interop``.
@@ -243,11 +244,13 @@ class BlockConfig:
     key_bias: bool | None = None  # Whisper has none on its keys (it would cancel in the softmax)
     qkv_bias: bool | None = None  # on the query/key/value projections (None: bias); Stable Diffusion has none there
     cross_dim: int | None = None  # width of what cross-attention reads (None: dim)
+    post_norm: bool = False  # True: the norm after each residual sum, x = ln(x + f(x)) (Vaswani 2017, BERT)
 
 
 class TransformerBlock(nn.Module):
     """Pre-norm block: ``x + attn(ln(x))``, then (``cross=True``) ``x + cross_attn(ln(x), context)``, then
-    ``x + mlp(ln(x))``."""
+    ``x + mlp(ln(x))``. With ``cfg.post_norm`` each norm comes after its residual sum instead, ``ln(x + attn(x))``
+    and so on: the original transformer's and BERT's layout (Devlin et al. 2019); the parameters are the same."""
 
     def __init__(self, cfg: BlockConfig, cross: bool = False):
         super().__init__()
@@ -259,6 +262,7 @@ class TransformerBlock(nn.Module):
         self.cross_attn_ln = norm(cfg.norm, cfg.dim, cfg.norm_eps, cfg.bias) if cross else None
         self.mlp = mlp(cfg.dim, cfg.mlp_hidden or 4 * cfg.dim, cfg.activation, cfg.bias)
         self.mlp_ln = norm(cfg.norm, cfg.dim, cfg.norm_eps, cfg.bias)
+        self.post_norm = cfg.post_norm
 
     def forward(
         self,
@@ -272,6 +276,11 @@ class TransformerBlock(nn.Module):
         rope: RotaryEmbedding | None = None,
         cross_kv: tuple[torch.Tensor, torch.Tensor] | None = None,  # cross-attention keys/values, if computed
     ) -> torch.Tensor:
+        if self.post_norm:
+            x = self.attn_ln(x + self.attn(x, cache=cache, layer=layer, causal=causal, mask=mask, rope=rope))
+            if self.cross_attn is not None:
+                x = self.cross_attn_ln(x + self.cross_attn(x, context, kv=cross_kv))
+            return self.mlp_ln(x + self.mlp(x))
         x = x + self.attn(self.attn_ln(x), cache=cache, layer=layer, causal=causal, mask=mask, rope=rope)
         if self.cross_attn is not None:
             x = x + self.cross_attn(self.cross_attn_ln(x), context, kv=cross_kv)
