@@ -177,32 +177,33 @@ def _embed(args) -> None:
 
 
 def _train(args) -> None:
-    from ..cli import run_directory
-    from ..config import apply_overrides, pick_preset, to_dict
+    from ..cli import train_preset
     from ..models import resolve_model
-    from ..train import Trainer, seed_everything
     from .data import load_captioned, summary
     from .task import PRESETS, ClipTask
     from .text import ClipTokenizer, train_alphabet
 
-    run = apply_overrides(pick_preset(PRESETS, args.preset), args.overrides)
-    if run.model.minilm is not None:
-        resolve_model(run.model.minilm.weights)  # a missing text encoder is one line, before any work
-    out = run_directory(args, "clip")
-    size = run.model.vision.image_size
-    data = load_captioned(size, "train", run.data.sources)
-    held = load_captioned(size, "test", run.data.sources)
-    tokenizer = None  # a borrowed text tower (run.model.minilm) brings its own
-    if run.model.minilm is None:
-        tokenizer = ClipTokenizer(train_alphabet(data.captions, run.model.text.vocab_size), run.model.text)
-    seed_everything(run.train.seed)  # the initial weights come from the seed too
-    held = held.select(list(range(0, len(held), max(1, len(held) // run.data.eval_pairs)))[: run.data.eval_pairs])
-    task = ClipTask(run.model, data, tokenizer, run.data.shift, eval_data=held)
-    frozen = sum(p.numel() for m in task.frozen().values() for p in m.parameters())
-    print(f"training {args.preset}: {(sum(p.numel() for p in task.model.parameters()) - frozen) / 1e6:.2f}M "
-          f"parameters" + (f" (+ {frozen / 1e6:.1f}M frozen)" if frozen else "") + f", {summary(data)}, run dir {out}")
-    task.meta.update(preset=args.preset, run=to_dict(run), data=summary(data))
-    Trainer(task, run.train, out).fit()
+    def make_task(run) -> ClipTask:
+        if run.model.minilm is not None:
+            resolve_model(run.model.minilm.weights)  # a missing text encoder is one line, before any work
+        size = run.model.vision.image_size
+        data = load_captioned(size, "train", run.data.sources)
+        held = load_captioned(size, "test", run.data.sources)
+        held = held.select(list(range(0, len(held), max(1, len(held) // run.data.eval_pairs)))[: run.data.eval_pairs])
+        tokenizer = None  # a borrowed text tower (run.model.minilm) brings its own
+        if run.model.minilm is None:
+            tokenizer = ClipTokenizer(train_alphabet(data.captions, run.model.text.vocab_size), run.model.text)
+        task = ClipTask(run.model, data, tokenizer, run.data.shift, eval_data=held)
+        task.meta["data"] = summary(data)
+        return task
+
+    def describe(task: ClipTask) -> str:
+        frozen = sum(p.numel() for m in task.frozen().values() for p in m.parameters())
+        trained = sum(p.numel() for p in task.model.parameters()) - frozen
+        return (f"{trained / 1e6:.2f}M parameters" + (f" (+ {frozen / 1e6:.1f}M frozen)" if frozen else "")
+                + f", {task.meta['data']}")
+
+    train_preset(args, "clip", PRESETS, make_task, describe)
 
 
 def tour_section(out_dir: Path, quick: bool) -> str:
