@@ -92,6 +92,7 @@ def _eval_fid(args) -> None:
     loaded, images, info = _load_and_generate(args)
     if loaded.cfg.dataset != "emoji32":
         raise GenlabError(f"FID is defined on emoji32 (genlab's feature network); {args.model} is {loaded.cfg.dataset}")
+    info["precision_mode"] = info.pop("precision", args.precision)  # "precision" is the metric in the report
     report = {**info, **fid_report(images, n=args.n, seed=args.seed)}
     print(json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}, indent=2))
     if args.json:
