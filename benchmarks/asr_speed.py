@@ -8,6 +8,13 @@ inside each clip. Every system transcribes the same array (16 kHz float32, langu
 
     python benchmarks/asr_speed.py [--repeats 3] [--slow-repeats 1] [--threads 2] [--systems genlab-fp32,...]
 
+Speed as a distribution over files genlab was not developed on: ``--longform test`` times every test file of
+benchmarks/longform.py instead (each system in its own process, alternating file by file; median per file, then
+the median ratio across files and the worst file), into benchmarks/results/asr_speed_longform_test.json:
+
+    python benchmarks/asr_speed.py --longform test --systems genlab-fp32,faster-whisper-fp32,genlab-int8,\
+        faster-whisper-int8 --beams 1,5 --repeats 3 --threads 2 --machine-note "idle"
+
 Every run is a process of its own (model loaded and warmed up on 5 s before the clock starts): systems sharing one
 process disturb each other (CTranslate2 and PyTorch bring their own OpenMP thread pools, whose idle threads spin;
 faster-whisper greedy fp32 took a median 16.2 s next to the others, in this file as of commit 31cfdf9, and takes
@@ -133,8 +140,8 @@ def sys_genlab(compute: str, batch_size: int = 1):
 
     pipe = load("base", int8=compute == "int8", dtype=None if compute == "int8" else compute)
 
-    def run(audio, beam):
-        r = pipe.transcribe(audio, language="en", beam_size=beam, vad=True, batch_size=batch_size)
+    def run(audio, beam, language="en"):
+        r = pipe.transcribe(audio, language=language, beam_size=beam, vad=True, batch_size=batch_size)
         return r.text, [(s.start, s.end, s.text) for s in r.segments]
 
     return run
@@ -163,11 +170,11 @@ def sys_faster_whisper(compute: str, threads: int, batch_size: int = 1):
     model = WhisperModel(ct2_dir(), device="cpu", compute_type=compute, cpu_threads=threads)
     batched = BatchedInferencePipeline(model) if batch_size > 1 else None
 
-    def run(audio, beam):
+    def run(audio, beam, language="en"):
         if batched is not None:
-            segs, _ = batched.transcribe(audio, language="en", beam_size=beam, batch_size=batch_size)
+            segs, _ = batched.transcribe(audio, language=language, beam_size=beam, batch_size=batch_size)
         else:
-            segs, _ = model.transcribe(audio, language="en", beam_size=beam, vad_filter=True)
+            segs, _ = model.transcribe(audio, language=language, beam_size=beam, vad_filter=True)
         segs = [(s.start, s.end, s.text) for s in segs]
         return "".join(s[2] for s in segs).strip(), segs
 
@@ -278,11 +285,19 @@ def main() -> None:
     ap.add_argument("--beams", default="1,5")
     ap.add_argument("--out", default=str(OUT), help="result file (runs already in it are kept and resumed)")
     ap.add_argument("--machine-note", default="shared with other jobs", help="what else ran on the machine")
+    ap.add_argument("--longform", choices=["dev", "test"], default=None,
+                    help="time every file of benchmarks/longform.py's split instead of the one 5-minute file")
     ap.add_argument("--child", nargs=2, metavar=("SYSTEM", "BEAM"), help=argparse.SUPPRESS)  # one timed run
+    ap.add_argument("--audio", nargs=2, metavar=("NPY", "LANG"), help=argparse.SUPPRESS)  # the child's file
     args = ap.parse_args()
-    out = Path(args.out)
     torch.set_num_threads(args.threads)
-    audio, truth = build_file(args.seconds)
+    if args.longform and not args.child:
+        return longform_main(args)
+    out = Path(args.out)
+    if args.audio:
+        audio, truth = np.load(args.audio[0]), []
+    else:
+        audio, truth = build_file(args.seconds)
     makers = {
         "genlab-fp32": lambda: sys_genlab("float32"), "genlab-bf16": lambda: sys_genlab("bfloat16"),
         "genlab-int8": lambda: sys_genlab("int8"),
@@ -296,9 +311,10 @@ def main() -> None:
     if args.child:
         name, beam = args.child[0], int(args.child[1])
         run = makers[name]()
-        run(audio[: 16000 * 5], 1)  # warm-up: first-call allocations, thread pools
+        language = args.audio[1] if args.audio else "en"
+        run(audio[: 16000 * 5], 1, language)  # warm-up: first-call allocations, thread pools
         c0, t0 = cpu_seconds(), time.perf_counter()
-        text, segs = run(audio, beam)
+        text, segs = run(audio, beam, language)
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         print(json.dumps({"wall": wall, "cpu": cpu, "text": text, "segments": segs}))
         return
@@ -371,6 +387,56 @@ def main() -> None:
                 print(key, f"wall {wall:.1f} s cpu {cpu:.1f} s wer {entry['wer']}", entry["timing"], flush=True)
                 save()
     save()
+
+
+def longform_main(args) -> None:
+    """Speed over every file of a benchmarks/longform.py split: each (system, beam) in its own process per file,
+    the systems alternating within each repeat (file by file), the median wall seconds per file, the ratio
+    peer / genlab per file, and across files their median and the worst (lowest) file. No WER here: the same
+    files' accuracy is benchmarks/longform.py's."""
+    from common import cpu_model
+    from longform import FILES, cached
+
+    names, beams = args.systems.split(","), [int(b) for b in args.beams.split(",")]
+    out = Path(args.out if args.out != str(OUT) else OUT.with_name(f"asr_speed_longform_{args.longform}.json"))
+    files = {n: cached(n) for n, f in FILES.items() if f[0] == args.longform}
+    results = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()}, {os.cpu_count()} cores "
+               f"{args.machine_note}, torch threads {args.threads}, torch {torch.__version__}, CPU {cpu_model()}",
+               "files": {n: {"seconds": m["seconds"], "language": m["language"], "seed": m["seed"]}
+                         for n, (_, m) in files.items()}, "runs": {}, "speedups": {}}
+    for _ in range(args.repeats):
+        for n, (path, manifest) in files.items():
+            for beam in beams:
+                for name in names:
+                    entry = results["runs"].setdefault(f"{n}/{name}/beam{beam}", {"seconds": [], "cpu_seconds": []})
+                    child = subprocess.run([sys.executable, __file__, "--child", name, str(beam), "--threads",
+                                            str(args.threads), "--audio", str(path), manifest["language"]],
+                                           capture_output=True, text=True)
+                    if child.returncode != 0:
+                        entry["error"] = (child.stderr.strip().splitlines() or ["no output"])[-1][:300]
+                        continue
+                    run = json.loads(child.stdout.strip().splitlines()[-1])
+                    entry["seconds"].append(round(run["wall"], 2))
+                    entry["cpu_seconds"].append(round(run["cpu"], 2))
+                    entry["median_s"] = round(statistics.median(entry["seconds"]), 2)
+                    print(n, name, beam, f"wall {run['wall']:.1f} s", flush=True)
+            _longform_ratios(results, files, beams)
+            out.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def _longform_ratios(results, files, beams) -> None:
+    """Per pair and beam: peer / genlab median seconds per file, their median across files and the worst file."""
+    r = results["runs"]
+    for ours, peer in [("genlab-fp32", "faster-whisper-fp32"), ("genlab-int8", "faster-whisper-int8")]:
+        for beam in beams:
+            per_file = {n: round(r[f"{n}/{peer}/beam{beam}"]["median_s"] / r[f"{n}/{ours}/beam{beam}"]["median_s"], 3)
+                        for n in files if "median_s" in r.get(f"{n}/{ours}/beam{beam}", {})
+                        and "median_s" in r.get(f"{n}/{peer}/beam{beam}", {})}
+            if per_file:
+                worst = min(per_file, key=per_file.get)
+                results["speedups"][f"{ours} vs {peer}/beam{beam}"] = {
+                    "per_file": per_file, "median_across_files": round(statistics.median(per_file.values()), 3),
+                    "worst_file": worst, "worst_ratio": per_file[worst]}
 
 
 def _ratios(results) -> None:

@@ -67,6 +67,29 @@ def split_segments(
     return out, seek
 
 
+def token_pieces(times: np.ndarray, win: Window) -> list[int]:
+    """The piece of each token of a packed window, from its aligned start and end ``times`` ``(n + 1,)`` (seconds
+    in the window): the piece in which its last frame lies.
+
+    DTW gives the frames between two utterances (the pause, and whatever sound the gate let through there) to
+    the first token of the next utterance, so that token's span starts in the piece before and ends in its own;
+    by the middle of its span it was taken for text of that earlier piece, a piece that may hold only music
+    or a beep."""
+    last = np.maximum(times[:-1], times[1:] - 1 / FRAMES_PER_SECOND) * FRAMES_PER_SECOND  # (n,) window frames
+    return [win.piece_at(f) for f in last]
+
+
+def keep_in_pieces(segments: list[Segment], pieces: list[int], win: Window) -> None:
+    """Clamp each segment of a packed window, and its words, to its piece ``pieces[i]`` (window seconds): a word
+    aligned across a seam would otherwise reach back over the pause into the utterance before."""
+    bounds = win.bounds()
+    for s, k in zip(segments, pieces):
+        a, b = bounds[k][0] / FRAMES_PER_SECOND, bounds[k][1] / FRAMES_PER_SECOND
+        s.start, s.end = min(max(s.start, a), b), min(max(s.end, a), b)
+        for w in s.words:
+            w.start, w.end = min(max(w.start, a), b), min(max(w.end, a), b)
+
+
 def split_at_pieces(
     model: Whisper, tok: WhisperTokenizer, result: DecodingResult, segments: list[Segment], features: torch.Tensor,
     win: Window, next_frame: int, audio_kv=None,
@@ -80,8 +103,7 @@ def split_at_pieces(
     if not text:
         return segments, next_frame, False
     times = token_times(model, tok, text, features, win.frames, audio_kv=audio_kv)  # (n + 1,) seconds
-    mids = (times[:-1] + times[1:]) / 2 * FRAMES_PER_SECOND
-    piece = np.maximum.accumulate([win.piece_at(m) for m in mids])  # monotonic: utterances come in order
+    piece = np.maximum.accumulate(token_pieces(times, win))  # monotonic: utterances come in order
     # A word goes with the piece of its first token.
     for i in range(1, len(text)):
         if not tok.decode([text[i]]).startswith(" ") and piece[i] != piece[i - 1]:
@@ -130,10 +152,11 @@ def split_at_pieces(
 
 def window_segments(
     model: Whisper, tok: WhisperTokenizer, result: DecodingResult, features: torch.Tensor, win: Window,
-    options: TranscribeOptions, speech: list[tuple[float, float]] | None, audio_kv=None,
+    options: TranscribeOptions, speech: list[tuple[float, float]] | None, audio_kv=None, last_speech: float = 0.0,
 ) -> tuple[list[Segment], int, bool]:
     """A decoded window's segments on the file's clock, and where decoding goes on: (segments, next seek in file
-    frames, whether the next window must hold one utterance only)."""
+    frames, whether the next window must hold one utterance only). ``last_speech``: the end of the last word
+    decoded before this window (file seconds), for the word timing."""
     if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold and not (
         options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold
     ):
@@ -146,7 +169,11 @@ def window_segments(
         # align the tokens to the audio and cut the segments where the utterance changes.
         new, next_frame, alone = split_at_pieces(model, tok, result, new, features, win, next_frame, audio_kv)
     if options.word_timestamps and new:
-        add_word_timestamps(model, tok, new, features, options, win.frames, 0.0, audio_kv=audio_kv)
+        pieces = [win.piece_at((s.start + s.end) / 2 * FRAMES_PER_SECOND) for s in new]
+        add_word_timestamps(model, tok, new, features, options, win.frames, 0.0, audio_kv=audio_kv,
+                            last_speech=last_speech - win.pieces[0][0] / FRAMES_PER_SECOND)
+        if len(win.pieces) > 1:
+            keep_in_pieces(new, pieces, win)
         # Seek to the end of the last word rather than of a segment that may have been cut off.
         if len(win.pieces) == 1 and not (len(result.tokens) >= 2 and result.tokens[-1] >= tok.timestamp_begin
                                          and result.tokens[-2] < tok.timestamp_begin):
@@ -165,5 +192,11 @@ def window_segments(
             # Whisper's timestamps often stretch over a pause; pull the bounds in to where speech was heard.
             inside = [(a, b) for a, b in speech if min(s.end, b) - max(s.start, a) > 0]
             s.start, s.end = max(s.start, inside[0][0]), min(s.end, inside[-1][1])
-            s.words = [w for w in s.words if overlaps(w.start, w.end, speech)]
+            kept = [w for w in s.words if overlaps(w.start, w.end, speech)]
+            if len(kept) < len(s.words):
+                # Words timed where the gate heard no speech are not heard, and leave the text too: the decoder
+                # goes on writing over a sound joined to the end of an utterance (music, a synth note).
+                s.words, s.text = kept, "".join(w.word for w in kept)
+                s.tokens = tok.encode(s.text) if kept else []
+        new = [s for s in new if s.text.strip()]
     return new, seek, alone

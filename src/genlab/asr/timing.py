@@ -123,30 +123,47 @@ def token_times(
     return time_idx[jumps] * TIME_PRECISION
 
 
+SENTENCE_END = ".。!！?？"
+
+
 @torch.no_grad()
 def add_word_timestamps(
     model: Whisper, tok: WhisperTokenizer, segments: list[Segment], features: torch.Tensor,
     opts: TranscribeOptions, num_frames: int, time_offset: float, medfilt_width: int = 7, audio_kv=None,
-) -> None:
-    """Give each segment's words start/end times (seconds on the file's clock) and probabilities."""
+    last_speech: float = 0.0,
+) -> float:
+    """Give each segment's words start/end times (seconds on the file's clock) and probabilities, and set each
+    segment's bounds from its words. ``last_speech``: where the speech before these segments ended (same clock);
+    returns where theirs ends.
+
+    DTW hands the frames of a pause to a word beside it, so that the first word after a pause (or a sentence's
+    closing mark) can last seconds; as openai-whisper's ``add_word_timestamps``, such a word is cut to twice the
+    median word duration (:func:`_shorten_long_words`), and the segment starts at its first word and ends at its
+    last, unless that word is still far longer than the segment's own timestamps say."""
     text_tokens = [t for s in segments for t in s.tokens if t < tok.eot]
     if not text_tokens:
-        return
+        return last_speech
     token_probs: list[float] = []
     jump_times = token_times(model, tok, text_tokens, features, num_frames, medfilt_width, token_probs, audio_kv)
-
     words, word_tokens = tok.split_to_word_tokens(text_tokens + [tok.eot])
     if len(word_tokens) <= 1:
-        return
+        return last_speech
     boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
     starts, ends = jump_times[boundaries[:-1]], jump_times[boundaries[1:]]
+    durations = (ends - starts)[ends > starts]
+    median = min(0.7, float(np.median(durations))) if len(durations) else 0.0
+    for i in range(1, len(starts)) if len(durations) else ():  # no word runs on over a sentence's end
+        if ends[i] - starts[i] > 2 * median:
+            if words[i] in SENTENCE_END:
+                ends[i] = starts[i] + 2 * median
+            elif words[i - 1] in SENTENCE_END:
+                starts[i] = ends[i] - 2 * median
     items = [
-        [Word(w, round(time_offset + float(s), 3), round(time_offset + float(e), 3),
+        [Word(w, round(time_offset + float(s), 2), round(time_offset + float(e), 2),
               float(np.mean(token_probs[i:j]))), int(j - i)]
         for w, s, e, i, j in zip(words[:-1], starts, ends, boundaries[:-1], boundaries[1:])
     ]
     _merge_punctuations(items, opts.prepend_punctuations, opts.append_punctuations)
-
     # Hand the words to their segments in token order.
     i = 0
     for seg in segments:
@@ -156,11 +173,30 @@ def add_word_timestamps(
             count += items[i][1]
             i += 1
         seg.words = [w for w in here if w.word.strip()]
-        if seg.words:  # segment bounds follow their words when the two roughly agree
-            if abs(seg.words[0].start - seg.start) < 0.5:
-                seg.start = min(seg.start, seg.words[0].start)
-            if abs(seg.words[-1].end - seg.end) < 0.5:
-                seg.end = max(seg.end, seg.words[-1].end)
+        if seg.words:
+            _shorten_long_words(seg, median, last_speech)
+            last_speech = seg.end
+    return last_speech
+
+
+def _shorten_long_words(seg: Segment, median: float, last_speech: float) -> None:
+    """openai-whisper's rules for the first word after a pause (at most twice the median word duration, taking
+    time from a long second word too) and for a segment's bounds against its first and last word."""
+    w, longest = seg.words, 2 * median
+    if w[0].end - last_speech > 4 * median and (
+        w[0].end - w[0].start > longest or (len(w) > 1 and w[1].end - w[0].start > 2 * longest)
+    ):
+        if len(w) > 1 and w[1].end - w[1].start > longest:
+            w[0].end = w[1].start = max(w[1].end / 2, w[1].end - longest)
+        w[0].start = max(0, w[0].end - longest)
+    if seg.start < w[0].end and seg.start - 0.5 > w[0].start:  # the first word is still too long
+        w[0].start = max(0, min(w[0].end - median, seg.start))
+    else:
+        seg.start = w[0].start
+    if seg.end > w[-1].start and seg.end + 0.5 < w[-1].end:  # the last word is too long
+        w[-1].end = max(w[-1].start + median, seg.end)
+    else:
+        seg.end = w[-1].end
 
 
 def _merge_punctuations(items: list[list], prepended: str, appended: str) -> None:

@@ -158,6 +158,7 @@ class LongForm:
         if options.initial_prompt:
             self.all_tokens.extend(self.tok.encode(" " + options.initial_prompt.strip()))
         self.prompt_reset_since = 0
+        self.last_speech = 0.0  # the end of the last word decoded (file seconds), for the word timing
         self.segments: list[Segment] = []
         self.waiting: list[Segment] = []  # decoded, but speech before them is not yet: emitted in time order
         # Without a gate, one 30 s window after another from ``seek``. With one, the utterances still to decode.
@@ -206,29 +207,39 @@ class LongForm:
         return self.todo.plan(self.options.batch_size)
 
     def _first_options(self, wins: list[Window]) -> DecodingOptions:
-        """The decoding options of these windows' first try: their prompt and their end rule."""
-        # A window decoded alone is conditioned on the text before it, unless it packs several utterances: then the
-        # decoder tends to copy the prompt instead of hearing the first one. Windows decoded together are not: the
-        # text before them is not decoded yet.
-        alone = len(wins) == 1 and len(wins[0].pieces) == 1
+        """The decoding options of these windows' first try: their prompt and their end rule.
+
+        A window decoded alone is conditioned on the text before it, unless it packs several utterances (then the
+        decoder tends to copy the prompt instead of hearing the first one) or it is a retry: a stretch that a
+        packed window gave no text, decoded again on its own. Such a stretch is often a sound that the gate took
+        for speech (music, a hum), and over it the decoder copied the prompt (a whole earlier utterance).
+        Windows decoded together are not conditioned: the text before them is not decoded yet.
+
+        The decoder tends to stop after the second-to-last of the utterances packed in a window: a packed window
+        may not end before its timestamps reach the last second of the speech the gate heard (a window cut at 30 s
+        out of a longer utterance seeks as usual). A lone window may end anywhere, as in openai-whisper and
+        faster-whisper: a retry kept from ending there wrote words over the sound it held. (Where the last
+        utterance of a packed window ends with a sound that the gate joined to it, the rule may still push words
+        onto the sound; window_segments drops words timed outside the speech the gate heard.)"""
+        alone = len(wins) == 1 and len(wins[0].pieces) == 1 and not wins[0].retry
         prompt = self.all_tokens[self.prompt_reset_since :] if alone else None
-        # The decoder tends to stop after the second-to-last of the utterances packed in a window, and before the
-        # last phrase of a lone one. Where a window ends with the end of speech the gate heard, it may not end
-        # before its timestamps reach the last second of that speech. A window cut at 30 s out of a longer
-        # utterance seeks as usual.
-        end_not_before = tuple(
-            (w.bounds()[-1][1] - LEAD_FRAMES) / FRAMES_PER_SECOND if self.todo is not None and w.cut_from is None
-            else None
-            for w in wins
-        )
+        end_not_before = tuple(self._reach(w) for w in wins)
         return replace(self.base, prompt=prompt or None, end_not_before=end_not_before)
+
+    def _reach(self, w: Window) -> float | None:
+        """Where a packed window's timestamps must reach before it may end (window seconds), or None."""
+        if self.todo is None or w.cut_from is not None or len(w.pieces) == 1:
+            return None
+        return (w.bounds()[-1][1] - LEAD_FRAMES) / FRAMES_PER_SECOND
 
     def _accept(self, wins: list[Window], decoded, features: torch.Tensor, audio_kv) -> None:
         """Each window's segments join the waiting ones; the undecoded rest goes back to the plan."""
         for i, (win, (result, accepted)) in enumerate(zip(wins, decoded)):
             new, self.seek, alone = window_segments(
-                self.model, self.tok, result, features[i : i + 1], win, self.options, self.speech, _rows(audio_kv, i)
+                self.model, self.tok, result, features[i : i + 1], win, self.options, self.speech, _rows(audio_kv, i),
+                self.last_speech,
             )
+            self.last_speech = next((s.words[-1].end for s in reversed(new) if s.words), self.last_speech)
             if self.todo is not None:
                 self.todo.put_back(win, self.seek, alone)
             for s in new:

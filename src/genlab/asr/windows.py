@@ -90,6 +90,7 @@ class Window:
 
     pieces: list[tuple[int, int]]
     cut_from: int | None = None  # the end of the utterance whose first 30 s is this window's only piece
+    retry: bool = False  # a stretch that a packed window gave no text, decoded again on its own
 
     @property
     def frames(self) -> int:
@@ -158,7 +159,7 @@ class Todo:
                 a2, b2, _ = self.stretches.pop(0)
                 pieces.append((a2, b2))
                 used += b2 - a2
-            wins.append(Window(pieces, cut_from=b if cut else None))
+            wins.append(Window(pieces, cut_from=b if cut else None, retry=alone))
             if cut:
                 break
         return wins
