@@ -219,7 +219,10 @@ def load_source(source: str, size: int = 32, rebuild: bool = False) -> Captioned
         raise GenlabError(f"unknown caption source {source!r}: use openmoji, tuxpaint, openclipart")
     directory = cache_dir("clip", f"captioned-{FORMAT}", f"{source}-{size}")
     manifest = read_manifest(directory)
-    if rebuild or not manifest or manifest.get("format") != FORMAT or manifest.get("installed") != _installed(source):
+    # rebuilt when the source was installed after the cache was made; a cache made where it was installed stays
+    # usable where it is not (a training machine that holds the cache alone)
+    stale = not manifest or manifest.get("format") != FORMAT or (_installed(source) and not manifest.get("installed"))
+    if rebuild or stale:
         build_source(source, size, directory)
     meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
     with np.load(directory / "images.npz") as f:

@@ -168,7 +168,7 @@ def load_bank(cfg: SpriteClipConfig) -> SpriteBank:
                               f"{cfg.sprite_size} px (emoji_limit={cfg.emoji_limit})")
         chosen += list(flat[picked])
         order += picked.tolist()
-    meta = emoji.openmoji_info()
+    meta = emoji.emoji_meta(cfg.sprite_size, cfg.emoji_limit or None)
     return SpriteBank(
         images=torch.from_numpy(np.where(masks[order][:, None], images[order], 255).astype(np.uint8)),
         masks=torch.from_numpy(masks[order]),
