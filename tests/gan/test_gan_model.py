@@ -136,3 +136,18 @@ def test_dcgan_shapes_and_gan_container():
         GANConfig(arch="dcgan", num_classes=3).validate()
     with pytest.raises(ValueError, match="one entry per resolution"):
         GANConfig(image_size=32, g_channels=(8, 8)).validate()
+
+
+def test_mapping_tracks_w_avg_and_truncates_under_bf16_autocast():
+    """Under ``train.precision=bf16`` the mapping's output is bf16 while ``w_avg`` stays fp32: tracking and the
+    truncation trick must mix the two (``lerp`` refuses mixed dtypes; the first bf16 GAN step failed on it)."""
+    from genlab.gan.model import MappingNetwork
+
+    torch.manual_seed(0)
+    net = MappingNetwork(z_dim=8, c_dim=0, w_dim=8, num_ws=3, num_layers=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        w = net(torch.randn(4, 8), None)
+        net.track_w_avg(w[:, 0].mean(0))
+        truncated = net(torch.randn(4, 8), None, psi=0.5)
+    assert net.w_avg.dtype == torch.float32 and net.w_avg.abs().sum() > 0
+    assert truncated.shape == (4, 3, 8) and torch.isfinite(truncated).all()

@@ -164,12 +164,12 @@ class MappingNetwork(nn.Module):
         if self.num_ws is None:
             return x
         x = x[:, None, :].repeat(1, self.num_ws, 1)  # (B, num_ws, w_dim)
-        return self.w_avg.lerp(x, psi) if psi != 1 else x
+        return self.w_avg.to(x.dtype).lerp(x, psi) if psi != 1 else x
 
     @torch.no_grad()
     def track_w_avg(self, batch_mean_w: torch.Tensor) -> None:
         """``w_avg <- lerp(batch mean of w, w_avg, w_avg_beta)`` (called by the training task each G step)."""
-        self.w_avg.copy_(batch_mean_w.lerp(self.w_avg, self.w_avg_beta))
+        self.w_avg.copy_(batch_mean_w.float().lerp(self.w_avg, self.w_avg_beta))  # w is bf16 under autocast
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -424,7 +424,7 @@ class ZIdentity(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, psi: float = 1.0) -> torch.Tensor:
         x = z[:, None, :]  # (B, 1, z_dim)
-        return self.w_avg.lerp(x, psi) if psi != 1 else x
+        return self.w_avg.to(x.dtype).lerp(x, psi) if psi != 1 else x
 
     def track_w_avg(self, batch_mean_w: torch.Tensor) -> None:
         """Nothing to track: the mean of z ~ N(0, I) is 0."""
