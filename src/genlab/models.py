@@ -48,27 +48,22 @@ REGISTRY: dict[str, NamedModel] = {
     "speech-asr": NamedModel("Whisper-architecture ASR trained from scratch on the speech corpus "
                              "(recipes/speech_asr.py)", asset="speech-asr", install="reinstall genlab"),
     "emoji64-vae": NamedModel("KL autoencoder of 64 px OpenMoji, f = 4, 4 latent channels (recipes/emoji64_ldm.py)",
-                              asset="emoji64-vae", install="train it: python recipes/emoji64_ldm.py all"),
+                              asset="emoji64-vae", install="reinstall genlab"),
     "emoji64-ldm": NamedModel("text-to-image latent diffusion on 64 px captioned OpenMoji (recipes/emoji64_ldm.py)",
-                              asset="emoji64-ldm", install="train it: python recipes/emoji64_ldm.py all"),
+                              asset="emoji64-ldm", install="reinstall genlab"),
     "emoji-clip": NamedModel("CLIP (ViT + text transformer) on captioned 32 px drawings (recipes/emoji_clip.py)",
-                             asset="emoji-clip", install="train it: python recipes/emoji_clip.py train && "
-                                                         "python recipes/emoji_clip.py export"),
-    "text-lm": NamedModel("character-level-BPE GPT on the KJV Bible (recipes/text_lm.py)", asset="text-lm",
-                          install="train it: python recipes/text_lm.py train && python recipes/text_lm.py export"),
+                             asset="emoji-clip", install="reinstall genlab"),
+    "text-lm": NamedModel("Llama-style language model on the KJV Bible, byte-level BPE (recipes/text_lm.py)",
+                          asset="text-lm", install="reinstall genlab"),
     "emoji32-gan": NamedModel("StyleGAN2 generator of 32 px OpenMoji (recipes/emoji32_gan.py)", asset="emoji32-gan",
-                              install="train it: python recipes/emoji32_gan.py train "
-                                      "&& python recipes/emoji32_gan.py export"),
+                              install="reinstall genlab"),
     "fashion-gan": NamedModel("DCGAN generator of Fashion-MNIST (recipes/fashion_gan.py)", asset="fashion-gan",
                               install="train it: python recipes/fashion_gan.py train "
                                                              "&& python recipes/fashion_gan.py export"),
     "sprites-video": NamedModel("space-time video UNet on sprite clips (recipes/sprites_video.py)",
-                                asset="sprites-video", install="train it: python recipes/sprites_video.py train "
-                                                               "&& python recipes/sprites_video.py export"),
+                                asset="sprites-video", install="reinstall genlab"),
     "sprites-video-frames": NamedModel("the frame-by-frame baseline of sprites-video (recipes/sprites_video.py)",
-                                       asset="sprites-video-frames",
-                                       install="train it: python recipes/sprites_video.py train-frames "
-                                               "&& python recipes/sprites_video.py export"),
+                                       asset="sprites-video-frames", install="reinstall genlab"),
     "speech-codec": NamedModel("SEANet + residual VQ speech codec, 16 kHz (recipes/speech_codec.py)",
                                asset="speech-codec", install="train it: python recipes/speech_codec.py train "
                                                              "&& python recipes/speech_codec.py export"),
