@@ -89,6 +89,28 @@ def test_bad_input_is_one_line(tiny_run, tmp_path, capsys, args, message):
     assert not (tmp_path / "a.gif").exists()
 
 
+@pytest.mark.parametrize("blocker, out, message", [
+    ("a.gif/", "a.gif", "a.gif is a directory"),  # a directory where the clip goes
+    ("a.gif.json/", "a.gif", "a.gif.json is a directory"),  # ... or where its sidecar goes
+    ("file", "file/a.gif", "file is a file, not a directory"),  # a file where a parent directory goes
+])
+def test_unwritable_output_is_refused_before_sampling(tiny_run, tmp_path, capsys, monkeypatch, blocker, out,
+                                                      message):
+    from genlab.video import pipeline
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled before checking the output")
+
+    monkeypatch.setattr(pipeline, "generate", no_sampling)
+    if blocker.endswith("/"):
+        (tmp_path / blocker).mkdir()
+    else:
+        (tmp_path / blocker).write_text("")
+    code = main(["sample", "video", "--model", str(tiny_run), "--steps", "2", "--out", str(tmp_path / out)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
 def test_what_a_user_sees(tiny_run, tmp_path):
     result = _cli("sample", "video", "--model", str(tiny_run), "--frames", "9", "--out", str(tmp_path / "a.gif"))
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.video.coherence import coherence, fid_drift, truth_clips
+from genlab.video.coherence import (
+    CoherenceConfig,
+    bar_columns,
+    coherence,
+    fid_drift,
+    match_maps,
+    sprite_fit,
+    truth_clips,
+)
 from genlab.video.data import paint, render_clip
 
 
@@ -24,6 +32,21 @@ def test_ground_truth_is_perfect(bank, sprite_cfg, frames, split):
     assert scores["objects"] == 2 * 24
     if frames >= 16:  # long enough for objects to pass behind the bar and come out again
         assert scores["reappearances"] > 5 and scores["identity_after_occlusion"] == 1
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_visibility_is_the_sprites_own_pixels_in_view(bank, sprite_cfg, split):
+    """The detector's visible fraction at an object's true place is the renderer's: the share of the sprite's mask
+    not behind the bar, not of its square (a square half in view can show only a sliver of ink, and a sliver of one
+    sprite passes for part of another)."""
+    cfg = replace(sprite_cfg, frames=24)
+    for clip in (render_clip(bank, cfg, seed=4, index=i, split=split) for i in range(6)):
+        frames = torch.from_numpy(clip.video).transpose(0, 1).float() / 255  # (F, 3, H, W)
+        _, shown, _ = match_maps(frames, bar_columns(frames, cfg.bar_color, CoherenceConfig()), bank)
+        t, k = np.meshgrid(np.arange(cfg.frames), np.arange(cfg.objects), indexing="ij")  # (F, K) each
+        x, y = clip.positions[..., 0], clip.positions[..., 1]
+        at_truth = shown[t, np.tile(clip.ids, (cfg.frames, 1)), y, x].numpy()  # (F, K)
+        np.testing.assert_allclose(at_truth, clip.visible, atol=1e-6)
 
 
 def _occluded_clip(bank, cfg):
@@ -84,6 +107,22 @@ def test_an_empty_clip_is_not_perfect(bank, sprite_cfg):
     scores = coherence(torch.from_numpy(video)[None], bank, cfg)
     assert scores["count"] == 0 and scores["permanence"] == 0 and scores["first_frame_count"] == 0
     assert scores["identity"] is None  # nothing seen: no identity to judge
+
+
+def test_sprite_fit_says_how_far_blobs_are_from_sprites(bank, sprite_cfg):
+    """Rendered clips fit a sprite exactly; the same clips blurred into blobs (what an undertrained model draws)
+    are detected nowhere, and the fit says by how much they miss the detector's thresholds."""
+    cfg = replace(sprite_cfg, frames=8)
+    real = truth_clips(bank, cfg, 8, 6, seed=3, split="train")
+    exact = sprite_fit(real, bank, cfg)
+    assert exact["median_best_error"] < 1e-6 and exact["median_best_blank_ratio"] < 1e-6
+    assert exact["frames_with_a_detection"] > 0.5
+    frames = real.transpose(1, 2).reshape(-1, 3, cfg.size, cfg.size).float()  # (N*F, 3, H, W)
+    blurred = torch.nn.functional.avg_pool2d(frames, 3, stride=1, padding=1, count_include_pad=False)
+    blobs = blurred.round().byte().view(6, 8, 3, cfg.size, cfg.size).transpose(1, 2)  # (N, 3, F, H, W)
+    fit = sprite_fit(blobs, bank, cfg)
+    assert coherence(blobs, bank, cfg)["sightings"] == 0 and fit["frames_with_a_detection"] == 0
+    assert fit["median_best_blank_ratio"] > fit["blank_ratio"] > exact["median_best_blank_ratio"]
 
 
 def _free_spot(clip, t, cfg):

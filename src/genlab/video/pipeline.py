@@ -115,6 +115,12 @@ def check_output(path: str | os.PathLike) -> Path:
             import av  # noqa: F401
         except ImportError:
             raise GenlabError(f"cannot write {path}: MP4 needs PyAV (pip install av); .gif needs nothing") from None
+    for target in (path, path.with_name(path.name + ".json")):  # the clip and its sidecar replace files only
+        if target.is_dir():
+            raise GenlabError(f"cannot write {path}: {target} is a directory")
+    ancestor = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    if not ancestor.is_dir():
+        raise GenlabError(f"cannot write {path}: {ancestor} is a file, not a directory")
     probe = path.with_name(f".{path.name}.probe-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
