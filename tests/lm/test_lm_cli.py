@@ -72,6 +72,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, lm_dir, tmp_path, capsy
     subs = {"LM": str(lm_dir), "BAD.gguf": str(bad), "HF": str(lm_dir.parent / "hf"), "OUT": str(tmp_path / "o")}
     code, out, err = run(capsys, *[subs.get(a, a) for a in argv])
     assert code == 2 and err.count("\n") == 1 and err.startswith("genlab: error: ")
+    assert out == ""  # nothing half-printed before the refusal (a long prompt was once echoed first)
     assert __import__("re").search(message, err), err
 
 

@@ -1,5 +1,6 @@
-"""``genlab generate text``, ``genlab chat``, ``genlab train lm``, ``genlab eval lm`` and
-``genlab convert --from hf-gpt2|hf-llama|gguf``. Heavy imports live inside the handlers.
+"""``genlab generate text``, ``genlab chat``, ``genlab train lm``, ``genlab eval lm``,
+``genlab convert --from hf-gpt2|hf-llama|gguf`` and the LM section of ``genlab tour``. Heavy imports live inside
+the handlers.
 
 Every option is checked before a model is loaded (SmolLM2 takes seconds to dequantise): an empty prompt, a
 sampling setting out of range or an unwritable output fails at once, in one line, exit 2.
@@ -51,6 +52,13 @@ def register(commands) -> None:
 
     for name in ("hf-gpt2", "hf-llama", "gguf"):
         commands.converters[name] = _converter(name)
+    commands.tour_sections.append(tour_section)
+
+
+def tour_section(out_dir: Path, quick: bool) -> str:
+    from .tour import tour_section as section
+
+    return section(out_dir, quick)
 
 
 def _model_args(p, default: str = "text-lm") -> None:
@@ -80,7 +88,7 @@ def _check_sampling(args) -> None:
 
 
 def _generate(args) -> None:
-    from .pipeline import chat_prompt, generate_text, load
+    from .pipeline import chat_prompt, encode_prompt, generate_text, load
 
     if not args.prompt:
         raise GenlabError("the prompt is empty")
@@ -88,6 +96,7 @@ def _generate(args) -> None:
     check_writable(args.json)
     lm = load(args.model, dtype=args.dtype)
     prompt = chat_prompt(lm, args.prompt) if args.chat else args.prompt
+    encode_prompt(lm, prompt, args.max_new_tokens)  # a prompt too long is refused before it is echoed
     if not args.chat:
         print(prompt, end="", flush=True)
     record = generate_text(lm, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
