@@ -81,8 +81,8 @@ if __name__ == "__main__":
     elif sys.argv[1:] == ["export"]:
         export()
     elif sys.argv[1:] == ["eval"]:
-        models = ["emoji-clip", *([str(OUT_MINILM)] if OUT_MINILM.exists() else [])]
-        sys.exit(subprocess.call([sys.executable, str(ROOT / "benchmarks" / "clip_eval.py"), "--model", *models]))
+        models = ["emoji-clip", *(["emoji-clip-minilm"] if OUT_MINILM.exists() else [])]
+        sys.exit(subprocess.call([sys.executable, "benchmarks/clip_eval.py", "--model", *models], cwd=ROOT))
     elif sys.argv[1:] == ["train-minilm"]:
         sys.exit(main(["train", "clip", "--preset", "emoji-clip-minilm", "--out", str(RUN_MINILM), *OVERRIDES]))
     elif sys.argv[1:] == ["export-minilm"]:

