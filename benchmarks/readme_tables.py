@@ -157,11 +157,91 @@ def watermark_eval() -> list[str]:
     return out + [""]
 
 
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def clip_eval() -> list[str]:
+    r = _load("clip_eval")
+    if r is None:
+        return []
+    names = list(r["models"])
+    out = ["### CLIP: zero-shot and retrieval on held-out data, each beside chance", "",
+           f"Models: {', '.join(f'`{n}`' for n in names)}; seed {r.get('seed')}; command: `{r['command']}`. "
+           "Zero-shot: top-1 with prompt ensembling (templates in the result file); retrieval on the held-out test "
+           "pairs with their captions as given.", "",
+           "| benchmark | n | chance | majority class | " + " | ".join(f"`{n}`" for n in names) + " |",
+           "|---|---|---|---|" + "---|" * len(names)]
+    first = r["models"][names[0]]
+    rows = [("Fashion-MNIST, as distributed", ("fashion_mnist", "as_distributed")),
+            ("Fashion-MNIST, inverted (dark on white)", ("fashion_mnist", "inverted")),
+            ("held-out emoji -> Unicode group", ("emoji_groups_heldout_items",)),
+            ("held-out Tux Paint categories", ("heldout_categories", "tuxpaint")),
+            ("held-out openclipart categories", ("heldout_categories", "openclipart"))]
+
+    def get(model, keys):
+        for k in keys:
+            model = (model or {}).get(k)
+        return model
+
+    for label, keys in rows:
+        ref = get(first, keys)
+        if not ref:
+            continue
+        cells = " | ".join(_pct(get(r["models"][n], keys).get("top1")) for n in names)
+        out.append(f"| {label} | {ref['n']} | {_pct(ref['chance'])} | {_pct(ref.get('majority_class_top1'))} | "
+                   f"{cells} |")
+    ret = get(first, ("retrieval_test_pairs", "all"))
+    if ret:
+        for direction in ("image_to_text", "text_to_image"):
+            for k in (1, 5, 10):
+                key = f"{direction}_R@{k}"
+                cells = " | ".join(_pct(get(r["models"][n], ("retrieval_test_pairs", "all")).get(key)) for n in names)
+                out.append(f"| retrieval {direction.replace('_', ' ')} R@{k} | {ret['n']} | "
+                           f"{_pct(ret['chance'][f'R@{k}'])} | — | {cells} |")
+    return out + [""]
+
+
+def latent_eval_vae() -> list[str]:
+    r = _load("latent_eval_vae")
+    if r is None:
+        return []
+    return ["### Latent diffusion: the autoencoder on held-out images", "",
+            f"`{r['vae']}` on the {r['n']} held-out emoji at {r['size']} px: PSNR {_fmt(r['psnr'], 4)} dB, SSIM "
+            f"{_fmt(r['ssim'])}, FID of the reconstructions {_fmt(r['fid_reconstruction'])} beside the real-data floor "
+            f"{_fmt(r['fid_real_train_vs_test'])} (training images against the held-out ones, genlab's emoji "
+            f"features). Command: `{r['command']}`.", ""]
+
+
+def video_eval() -> list[str]:
+    r = _load("video_eval")
+    if r is None:
+        return []
+    sp = r["speed"]
+    out = ["### Video diffusion: object permanence, generated against rendered clips", "",
+           f"n = {r['models']['joint']['n']} clips per model and length, {r['models']['joint']['sampler']} "
+           f"{r['models']['joint']['steps']} steps, seed {r['models']['joint']['seed']}; command: `{r['command']}`.",
+           "", "| model | frames | count | permanence | identity after occlusion | rendered: count / permanence | "
+           "s per clip |", "|---|---|---|---|---|---|---|"]
+    for key, m in r["models"].items():
+        for length, d in m["by_length"].items():
+            g, real = d["generated"], d["real_train_sprites"]
+            out.append(f"| {key} | {length} | {_fmt(g['count'])} | {_fmt(g['permanence'])} | "
+                       f"{_fmt(g['identity_after_occlusion'])} | {_fmt(real['count'])} / {_fmt(real['permanence'])} | "
+                       f"{_fmt(d['sampling_seconds_per_clip'])} |")
+    out += ["", f"A training step ({sp['clips_per_step']} clips of {sp['frames']} frames, {sp['threads']} thread): "
+            f"joint {_fmt(sp['train_step_joint_s'])} s, frame by frame {_fmt(sp['train_step_frame_by_frame_s'])} s; "
+            f"temporal attention's share {_pct(sp['temporal_share_of_train_step'])} of the step, "
+            f"{_pct(sp['temporal_share_of_forward_by_hooks'])} of the forward pass."]
+    return out + [""]
+
+
 SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_speed, "emoji_features": emoji_features,
             "asr_speed": lambda: asr_speed("asr_speed", "2 threads, Intel Xeon"),
             "asr_speed_epyc": lambda: asr_speed("asr_speed_epyc", "2 threads, AMD EPYC"),
             "asr_speed_core": lambda: asr_speed("asr_speed_core", "2 threads, AMD EPYC, after the shared core"),
-            "watermark_eval": watermark_eval,
+            "watermark_eval": watermark_eval, "clip_eval": clip_eval, "latent_eval_vae": latent_eval_vae,
+            "video_eval": video_eval,
             "speech_asr": speech_asr}
 EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers
 
