@@ -139,7 +139,7 @@ def run_text(args) -> dict:
     from genlab.latent.data import load_captioned_emoji
     from genlab.latent.pipeline import generate, load
 
-    loaded = load(args.model)
+    loaded = load(args.model, device=args.device)
     held = [load_captioned_emoji(64, s) for s in ("heldout", "test")]
     real = torch.cat([h.images for h in held])
     real_captions = [c for h in held for c in h.captions]
@@ -162,7 +162,7 @@ def run_text(args) -> dict:
     for guidance, negative in settings:
         t0 = time.perf_counter()
         images = generate(loaded, prompts, negative, guidance, args.sampler, args.steps, seed=args.seed,
-                          batch_size=args.batch)
+                          batch_size=args.batch).cpu()
         row = {"guidance": guidance, "negative_prompt": negative, "seconds": time.perf_counter() - t0,
                **_fid(images, real_feats, args.seed)}
         if clip is not None:
@@ -187,6 +187,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="text: where the LDM samples (cuda on a GPU machine)")
     ap.add_argument("--out", default=None, help="result name (default latent_eval_SECTION)")
     args = ap.parse_args()
     if args.section == "text" and args.n < 1:
