@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=2 python benchmarks/latent_eval.py vae  [--vae emoji64-vae] [--n 0]
     OMP_NUM_THREADS=2 python benchmarks/latent_eval.py cost [--batch 16] [--repeats 3]
     OMP_NUM_THREADS=2 python benchmarks/latent_eval.py text [--model emoji64-ldm] [--clip emoji-clip] [--n 1000]
+    OMP_NUM_THREADS=2 python benchmarks/latent_eval.py diversity [--n 16] [--seeds 4]
 
 - ``vae``: PSNR, SSIM and FID of the reconstructions of the held-out emoji (``test`` split, 64 px), beside the FID
   of as many real training images (``latent_eval_vae.json``).
@@ -17,6 +18,11 @@
   real held-out images (genlab's emoji features) and, with ``--clip``, CLIP score (100 x cosine) and prompt
   retrieval (is the image's own caption the CLIP-nearest among the distinct held-out captions?), each beside the
   same number for the real images (``latent_eval_text.json``).
+- ``diversity``: does the noise still matter once a prompt is given? ``n`` captions drawn from the training split and
+  ``n`` from the held-out emoji, each sampled with ``--seeds`` different noises at guidance 0, 1, 2 and 4; the mean
+  per-pixel standard deviation (0-255) across the noises of one prompt beside that across prompts
+  (``latent_eval_diversity.json``). Each training caption names exactly one image, so a model that fits its data
+  well maps every noise to that image.
 """
 
 from __future__ import annotations
@@ -174,9 +180,31 @@ def run_text(args) -> dict:
             "distinct_captions": len(captions), "real_floor": floor, "rows": rows, **_load()}
 
 
+def run_diversity(args) -> dict:
+    from genlab.latent.data import load_captioned_emoji
+    from genlab.latent.pipeline import generate, load
+
+    loaded = load(args.model, device=args.device)
+    rows = []
+    for split in ("train", "test"):
+        captions = sorted(set(load_captioned_emoji(64, split).captions))
+        order = torch.randperm(len(captions), generator=torch.Generator().manual_seed(args.seed))
+        picked = [captions[i] for i in order[: args.n].tolist()]
+        prompts = [p for p in picked for _ in range(args.seeds)]
+        for guidance in (0.0, 1.0, 2.0, 4.0):
+            x = generate(loaded, prompts, "", guidance, args.sampler, args.steps, seed=args.seed,
+                         batch_size=args.batch).float().view(len(picked), args.seeds, 3, 64, 64)
+            row = {"split": split, "guidance": guidance, "std_within_prompt": x.std(1).mean().item(),
+                   "std_across_prompts": x[:, 0].std(0).mean().item()}
+            print(row)
+            rows.append(row)
+    return {"model": args.model, "hashes": loaded.hashes, "prompts_per_split": args.n, "seeds": args.seeds,
+            "seed": args.seed, "sampler": args.sampler, "steps": args.steps, "rows": rows, **_load()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("section", choices=["vae", "cost", "text"])
+    ap.add_argument("section", choices=["vae", "cost", "text", "diversity"])
     ap.add_argument("--vae", default="emoji64-vae")
     ap.add_argument("--model", default="emoji64-ldm")
     ap.add_argument("--clip", default="", help="a CLIP checkpoint for CLIP score and retrieval (text section)")
@@ -187,12 +215,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=4, help="diversity: noises per prompt")
     ap.add_argument("--device", default="cpu", help="text: where the LDM samples (cuda on a GPU machine)")
     ap.add_argument("--out", default=None, help="result name (default latent_eval_SECTION)")
     args = ap.parse_args()
-    if args.section == "text" and args.n < 1:
-        args.n = 1000
-    result = {"vae": run_vae, "cost": run_cost, "text": run_text}[args.section](args)
+    if args.section in ("text", "diversity") and args.n < 1:
+        args.n = 1000 if args.section == "text" else 16
+    sections = {"vae": run_vae, "cost": run_cost, "text": run_text, "diversity": run_diversity}
+    result = sections[args.section](args)
     print(f"wrote {write_result(args.out or f'latent_eval_{args.section}', result)}")
 
 

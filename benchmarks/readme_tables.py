@@ -105,6 +105,22 @@ def asr_speed(name: str = "asr_speed", title: str = "2 threads") -> list[str]:
     return out + [""]
 
 
+def asr_speed_longform() -> list[str]:
+    r = _load("asr_speed_longform_test")
+    if r is None:
+        return []
+    files = list(next(iter(r["speedups"].values()))["per_file"])
+    out = ["### Whisper base on long-form audio it was not developed on: speed against faster-whisper", "",
+           f"Wall-time ratio (faster-whisper / genlab, > 1 means genlab is faster) per held-out test file, same "
+           f"weights, each system in its own process; {r['machine']}. Command: `{r['command']}`.", "",
+           "| precision / beam | " + " | ".join(files) + " | median | worst |", "|---|" + "---|" * (len(files) + 2)]
+    for key, d in r["speedups"].items():
+        cells = " | ".join(f"{d['per_file'][f]:.2f}x" for f in files)
+        out.append(f"| {key.replace(' vs ', ' / ')} | {cells} | {d['median_across_files']:.2f}x | "
+                   f"{d['worst_ratio']:.2f}x ({d['worst_file']}) |")
+    return out + [""]
+
+
 def speech_asr() -> list[str]:
     r = _load("speech_asr")
     if not r:
@@ -213,6 +229,41 @@ def latent_eval_vae() -> list[str]:
             f"features). Command: `{r['command']}`.", ""]
 
 
+def latent_eval_text() -> list[str]:
+    r = _load("latent_eval_text")
+    if r is None:
+        return []
+    f = r["real_floor"]
+    out = ["### Latent diffusion: text to image on held-out captions, against guidance", "",
+           f"`{r['model']}` (weights {r['hashes']['model']}), n = {r['n']} images per row whose prompts cycle through "
+           f"the {r['distinct_captions']} captions of the {r['reference']}, {r['sampler']} {r['steps']} steps, "
+           f"seed {r['seed']}; FID, precision and recall in genlab's emoji features against those held-out images; "
+           f"CLIP score (100 x cosine) and prompt retrieval R@1 among the {r['distinct_captions']} captions (chance "
+           f"{_pct(f['real_retrieval_chance'])}) by `{r['clip']}`. Command: `{r['command']}` "
+           f"({r['machine']['torch']}).", "",
+           "| guidance | negative prompt | FID | precision | recall | CLIP score | retrieval R@1 |",
+           "|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        out.append(f"| {row['guidance']:g} | {row['negative_prompt'] or '—'} | {_fmt(row['fid'])} | "
+                   f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['clip_score'])} | "
+                   f"{_pct(row['retrieval_at_1'])} |")
+    out.append(f"| real-data floor ({f['n']} training images) | — | {_fmt(f['fid'])} | {_fmt(f['precision'])} | "
+               f"{_fmt(f['recall'])} | {_fmt(f['real_clip_score'])} (held-out images) | "
+               f"{_pct(f['real_retrieval_at_1'])} |")
+    d = _load("latent_eval_diversity")
+    if d is not None:
+        cells = {(row["split"], row["guidance"]): row for row in d["rows"]}
+        out += ["", f"Does the noise matter once a prompt is given? {d['prompts_per_split']} captions per split, "
+                f"{d['seeds']} noises each: mean per-pixel standard deviation (0-255) across the noises of one prompt "
+                f"/ across prompts. Command: `{d['command']}`.", "",
+                "| guidance | training captions | held-out captions |", "|---|---|---|"]
+        for g in sorted({k[1] for k in cells}):
+            out.append(f"| {g:g} | " + " | ".join(
+                f"{_fmt(cells[(s, g)]['std_within_prompt'])} / {_fmt(cells[(s, g)]['std_across_prompts'])}"
+                for s in ("train", "test")) + " |")
+    return out + [""]
+
+
 def video_eval() -> list[str]:
     r = _load("video_eval")
     if r is None:
@@ -240,8 +291,9 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "asr_speed": lambda: asr_speed("asr_speed", "2 threads, Intel Xeon"),
             "asr_speed_epyc": lambda: asr_speed("asr_speed_epyc", "2 threads, AMD EPYC"),
             "asr_speed_core": lambda: asr_speed("asr_speed_core", "2 threads, AMD EPYC, after the shared core"),
-            "watermark_eval": watermark_eval, "clip_eval": clip_eval, "latent_eval_vae": latent_eval_vae,
-            "video_eval": video_eval,
+            "asr_speed_longform_test": asr_speed_longform, "watermark_eval": watermark_eval, "clip_eval": clip_eval,
+            "latent_eval_vae": latent_eval_vae, "latent_eval_text": latent_eval_text,
+            "latent_eval_diversity": lambda: [], "video_eval": video_eval,
             "speech_asr": speech_asr}
 EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers
 

@@ -300,9 +300,9 @@ class EMA:
     @torch.no_grad()
     def update(self, module: nn.Module, step: int) -> None:
         decay = min(self.decay, (1 + step) / (10 + step))
-        for ema_p, p in zip(self.module.parameters(), module.parameters()):
-            if ema_p is not p:
-                ema_p.lerp_(p.detach(), 1 - decay)
+        pairs = [(e, p.detach()) for e, p in zip(self.module.parameters(), module.parameters()) if e is not p]
+        if pairs:  # one multi-tensor launch on a GPU instead of one per parameter; the same lerp either way
+            torch._foreach_lerp_([e for e, _ in pairs], [p for _, p in pairs], 1 - decay)
         for ema_b, b in zip(self.module.buffers(), module.buffers()):
             if ema_b is not b:
                 ema_b.copy_(b)
