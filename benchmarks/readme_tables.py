@@ -264,6 +264,36 @@ def latent_eval_text() -> list[str]:
     return out + [""]
 
 
+def latent_eval_curve() -> list[str]:
+    r = _load("latent_eval_curve")
+    if r is None:
+        return []
+    f, models = r["real_floor"], r["models"]
+    where = r["gpu"] or r["machine"]["cpu"]
+    out = ["### Latent against pixel diffusion: FID at equal training wall time (64 px)", "",
+           f"Both trained from scratch on the same {r['training_images']} captioned training images for "
+           f"{r['budget_s']:g} s of training clock each ({where}; data loading and the latent model's encoding of "
+           f"its training set are not counted, checkpoint writes are), one after the other, each with its own "
+           f"preset's hyper-parameters; a snapshot about every {r['every_s']:g} s. Each snapshot's EMA weights draw "
+           f"n = {r['n']} images ({r['sampler']} {r['steps']} steps, seed {r['seed']}; pixel unconditional, latent "
+           f"on the held-out captions at guidance {r['latent_guidance']:g}), scored against the {r['reference']} "
+           f"(real-data floor: FID {_fmt(f['fid'])}, precision {_fmt(f['precision'])}, recall {_fmt(f['recall'])}). "
+           f"Command: `{r['command']}`" + ("." if r.get("complete") else "; **partial**: not every snapshot scored."),
+           ""]
+    for name, m in models.items():
+        c = m["train_config"]
+        params = ", ".join(f"{k} {v:.2f}M" for k, v in (m.get("parameters_m") or {}).items())
+        out.append(f"- {name}: {m['steps']} steps in {m['seconds']:.0f} s ({_fmt(m['median_s_per_step'])} s/step, "
+                   f"about {_fmt(m['checkpoint_writes_s_estimate'])} s of it writing snapshots); batch "
+                   f"{c['batch_size']}, lr {c['lr']:g}, warmup {c['warmup_steps']}, cosine over {c['steps']} steps; "
+                   f"parameters: {params or '—'}.")
+    out += ["", "| model | step | training s | FID | precision | recall |", "|---|---|---|---|---|---|"]
+    for pt in r["points"]:
+        out.append(f"| {pt['model']} | {pt['step']} | {pt['seconds']:.0f} | {_fmt(pt['fid'])} | "
+                   f"{_fmt(pt['precision'])} | {_fmt(pt['recall'])} |")
+    return out + [""]
+
+
 def video_eval() -> list[str]:
     r = _load("video_eval")
     if r is None:
@@ -293,7 +323,7 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "asr_speed_core": lambda: asr_speed("asr_speed_core", "2 threads, AMD EPYC, after the shared core"),
             "asr_speed_longform_test": asr_speed_longform, "watermark_eval": watermark_eval, "clip_eval": clip_eval,
             "latent_eval_vae": latent_eval_vae, "latent_eval_text": latent_eval_text,
-            "latent_eval_diversity": lambda: [], "video_eval": video_eval,
+            "latent_eval_diversity": lambda: [], "latent_eval_curve": latent_eval_curve, "video_eval": video_eval,
             "speech_asr": speech_asr}
 EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers
 

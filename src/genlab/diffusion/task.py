@@ -30,7 +30,10 @@ class DiffusionConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
-    dataset: Literal["emoji32", "emoji64", "digits"] = "emoji32"
+    # emoji32 / emoji64: every OpenMoji glyph of the emoji set's training split (data/emoji.py); captioned-emoji64:
+    # the 3,263 captioned training images of the latent model (latent/data.py), which leave out its held-out
+    # combinations, so the two families train on the same images; digits: sklearn's digits at 16 px.
+    dataset: Literal["emoji32", "emoji64", "captioned-emoji64", "digits"] = "emoji32"
 
     def __post_init__(self):
         problem = unet_problem(self.unet)
@@ -110,6 +113,10 @@ def load_images(dataset: str, split: str = "train") -> torch.Tensor:
     """The training images as uint8 (N, C, H, W)."""
     from ..data import emoji
 
+    if dataset == "captioned-emoji64":
+        from ..latent.data import load_captioned_emoji
+
+        return load_captioned_emoji(64, split).images
     if dataset == "digits":
         return emoji.load_digits_images(split, size=16).images
     return emoji.load_emoji(size=int(dataset.removeprefix("emoji")), split=split).images
