@@ -294,6 +294,31 @@ def latent_eval_curve() -> list[str]:
     return out + [""]
 
 
+def gan_eval() -> list[str]:
+    r = _load("gan_eval")
+    if r is None:
+        return []
+    g, d = r["gan"], r["ddpm"]
+    rows = [(f"`{g['model']}` (step {g['step']})", g), (f"`{g['model']}`, truncation psi 0.7", g["psi_0.7"]),
+            (f"`{d['model']}` ({d['sampler']} {d['steps']} steps, {d['precision_mode']})", d)]
+    out = ["### GAN against diffusion: one evaluation for both", "",
+           f"n = {g['n']} samples each against the {g['n_real']} held-out ({g['real_split']}) emoji at 32 px, seed "
+           f"{g['seed']}, genlab's emoji features; real-data floor FID {_fmt(g['fid_floor'])}. Command: "
+           f"`{r['command']}`.", "",
+           "| model | FID | precision | recall | density | coverage | s per image |", "|---|---|---|---|---|---|---|"]
+    for label, m in rows:
+        out.append(f"| {label} | {_fmt(m['fid'])} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | "
+                   f"{_fmt(m['density'])} | {_fmt(m['coverage'])} | {_fmt(m.get('seconds_per_image'))} |")
+    ppl, proj = g["ppl"], g["projection"]
+    out += ["", f"Perceptual path length ({ppl['z']['n']} pairs, epsilon {ppl['z']['eps']}): z-slerp "
+            f"{_fmt(ppl['z']['ppl'])}, w-lerp {_fmt(ppl['w']['ppl'])}. {proj['n']} held-out emoji projected into w "
+            f"({proj['steps']} steps): perceptual distance {_fmt(proj['perceptual_mean'])}, pixel RMSE "
+            f"{_fmt(proj['pixel_rmse_mean'])} (images in [0, 1]). Sampling time measured with a training running "
+            f"beside it: the ratio ({_fmt(r['speedup_gan_over_ddpm_per_image'])}x for the GAN) is the figure to "
+            f"quote."]
+    return out + [""]
+
+
 def video_eval() -> list[str]:
     r = _load("video_eval")
     if r is None:
@@ -323,7 +348,8 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "asr_speed_core": lambda: asr_speed("asr_speed_core", "2 threads, AMD EPYC, after the shared core"),
             "asr_speed_longform_test": asr_speed_longform, "watermark_eval": watermark_eval, "clip_eval": clip_eval,
             "latent_eval_vae": latent_eval_vae, "latent_eval_text": latent_eval_text,
-            "latent_eval_diversity": lambda: [], "latent_eval_curve": latent_eval_curve, "video_eval": video_eval,
+            "latent_eval_diversity": lambda: [], "latent_eval_curve": latent_eval_curve, "gan_eval": gan_eval,
+            "video_eval": video_eval,
             "speech_asr": speech_asr}
 EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers
 

@@ -14,9 +14,11 @@ per step, so 15,000 steps take about 2.5-3 hours on 2 cores with ``train.threads
 (500 samples vs 1,000 training glyphs in genlab's emoji feature space) runs every 500 steps and is logged to
 runs/emoji32-gan/metrics.jsonl as ``collapse/recall``, ``collapse/coverage``, ``collapse/class_tv``.
 
-Expected after export: FID, precision, recall, coverage against the held-out split and side by side with the
-bundled DDPM in benchmarks/results/gan_eval.json, written by ``python benchmarks/gan_eval.py``. No numbers are
-promised here before that run.
+Measured (benchmarks/results/gan_eval.json, n=2000, seed 0; the bundled weights ran the full 15,000 steps, handed
+between one H200 and one CPU thread by exact resumes: scripts/gpu/resume_gan.sh): FID 8.06 beside the bundled
+DDPM's 7.53 (floor 2.46), precision 0.686 / 0.733, recall 0.415 / 0.748, coverage 0.72 / 0.85: the GAN draws as
+cleanly but covers less of the data, as the chapter says. It samples 7.3x faster per image. The collapse monitor
+read recall 0.51, coverage 0.57 at the end (against training glyphs) and had not collapsed.
 """
 
 import json
