@@ -2,15 +2,17 @@
 
     python benchmarks/video_eval.py --joint sprites-video --frames-model sprites-video-frames [--n 32]
     python benchmarks/video_eval.py --speed-only
+    python benchmarks/video_eval.py --device cuda      # sampling and the timed steps on the GPU, scoring on the CPU
 
 For each model (a bundled name or a run directory) and each clip length (8, 16, 32 frames): ``--n`` sampled clips
 scored by genlab.video.coherence, beside the same scores on as many rendered clips of the training sprites and of
 the held-out sprites (these must be perfect: they check the metric), the feature-space drift of the frames
 (Fréchet distance of each quarter of the clips to rendered frames), and the sampling time per clip.
 
-Speed, at the sprites-video preset (2 clips of 32 frames, 32 px): a training step (forward + backward + AdamW) of
-the joint UNet and of the same UNet without temporal attention, timed in turn (A B A B ...); temporal attention's
-share of the step is 1 - baseline / joint, and its share of the forward pass is also timed directly with hooks.
+Speed, at the sprites-video preset (its batch of 32-frame clips of 32 px, on ``--device``): a training step
+(forward + backward + AdamW) of the joint UNet and of the same UNet without temporal attention, timed in turn (A B A
+B ...); temporal attention's share of the step is 1 - baseline / joint, and its share of the forward pass is also
+timed directly with hooks.
 Writes benchmarks/results/video_eval.json (or --out).
 """
 
@@ -34,15 +36,22 @@ from genlab.video.task import PRESETS  # noqa: E402
 
 def train_step_fn(model: VideoUNet, x: torch.Tensor):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    t = torch.randint(0, 1000, (x.shape[0],), generator=torch.Generator().manual_seed(0))
+    t = torch.randint(0, 1000, (x.shape[0],), generator=torch.Generator().manual_seed(0)).to(x.device)
 
     def step():
         loss = (model(x, t) - x).pow(2).mean()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        synchronize(x.device)
 
     return step
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer around a step measures the step (CUDA runs async)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def temporal_forward_share(model: VideoUNet, x: torch.Tensor, repeats: int) -> float:
@@ -51,9 +60,11 @@ def temporal_forward_share(model: VideoUNet, x: torch.Tensor, repeats: int) -> f
     starts = {}
 
     def pre(module, args):
+        synchronize(x.device)
         starts[id(module)] = time.perf_counter()
 
     def post(module, args, out):
+        synchronize(x.device)
         inside[0] += time.perf_counter() - starts.pop(id(module))
 
     handles = [h for m in model.modules() if isinstance(m, TemporalAttention)
@@ -63,24 +74,26 @@ def temporal_forward_share(model: VideoUNet, x: torch.Tensor, repeats: int) -> f
         model(x, 500)
         for _ in range(repeats):
             inside[0] = 0.0
+            synchronize(x.device)
             t0 = time.perf_counter()
             model(x, 500)
+            synchronize(x.device)
             shares.append(inside[0] / (time.perf_counter() - t0))
     for h in handles:
         h.remove()
     return statistics.median(shares)
 
 
-def speed(repeats: int) -> dict:
+def speed(repeats: int, device: torch.device) -> dict:
     run = PRESETS["sprites-video"]
     cfg = run.model.unet
     torch.manual_seed(0)
-    joint, frames = VideoUNet(cfg), VideoUNet(replace(cfg, temporal=False))
-    x = torch.randn(run.train.batch_size, 3, cfg.frames, cfg.image_size, cfg.image_size)
+    joint, frames = VideoUNet(cfg).to(device), VideoUNet(replace(cfg, temporal=False)).to(device)
+    x = torch.randn(run.train.batch_size, 3, cfg.frames, cfg.image_size, cfg.image_size).to(device)
     pair = time_pairs(train_step_fn(joint, x), train_step_fn(frames, x), repeats)
     return {
         "preset": "sprites-video", "clips_per_step": run.train.batch_size, "frames": cfg.frames,
-        "threads": torch.get_num_threads(),
+        "device": str(device), "threads": torch.get_num_threads(),
         "params_joint_M": sum(p.numel() for p in joint.parameters()) / 1e6,
         "params_frame_by_frame_M": sum(p.numel() for p in frames.parameters()) / 1e6,
         "train_step_joint_s": pair["a_median_s"], "train_step_frame_by_frame_s": pair["b_median_s"],
@@ -102,10 +115,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timed training steps per model")
     ap.add_argument("--speed-only", action="store_true")
     ap.add_argument("--no-fid", dest="fid", action="store_false")
+    ap.add_argument("--device", default="cpu", help="where clips are sampled and steps timed (the scores are "
+                    "computed on the CPU)")
     ap.add_argument("--out", default="video_eval", help="name of the result file in benchmarks/results")
     args = ap.parse_args()
+    device = torch.device(args.device)
 
-    result = {"speed": speed(args.repeats)}
+    result = {"speed": speed(args.repeats, device)}
     print({k: v for k, v in result["speed"].items() if k != "timing"}, flush=True)
     if not args.speed_only:
         from genlab.video.coherence import report
@@ -114,7 +130,7 @@ def main() -> None:
         lengths = tuple(int(s) for s in args.lengths.split(","))
         result["models"] = {}
         for role, name in (("joint", args.joint), ("frame_by_frame", args.frames_model)):
-            loaded = load(name)
+            loaded = load(name, device=str(device))
             row = report(loaded.model, loaded.cfg, lengths, args.n, args.seed, args.sampler, args.steps, args.fid)
             result["models"][role] = {"model": loaded.source, "weights_hash": loaded.weights_hash,
                                       "step": loaded.meta.get("step"), "temporal": loaded.cfg.unet.temporal, **row}

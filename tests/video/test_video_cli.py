@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -27,6 +28,14 @@ def _cli(*args):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+def test_bundled_presets_differ_only_in_temporal_attention():
+    """The benchmark compares joint and frame-by-frame denoising: nothing else may differ between the two runs."""
+    joint, frames = PRESETS["sprites-video"], PRESETS["sprites-video-frames"]
+    assert joint.model.unet.temporal and not frames.model.unet.temporal
+    assert replace(joint.model, unet=replace(joint.model.unet, temporal=False)) == frames.model
+    assert joint.train == frames.train
+
+
 def test_task_cuts_clips_into_every_length(video_cache):
     torch.manual_seed(0)
     task = VideoTask(PRESETS["tiny"].model)
@@ -34,7 +43,7 @@ def test_task_cuts_clips_into_every_length(video_cache):
     for first in range(12):
         batch = task.batch(torch.tensor([first, 50]))
         L = step_length(torch.tensor([first, 50]), (2, 4))
-        assert batch.shape == (2 * 4 // L, 3, L, 32, 32) and batch.min() >= -1 and batch.max() <= 1
+        assert batch.shape == (2 * 4 // L, 3, L, 32, 32) and batch.dtype == torch.uint8
         lengths.add(L)
         loss, metrics = task.loss(batch, "main")
         assert torch.isfinite(loss) and metrics["loss"] > 0

@@ -68,13 +68,14 @@ class VideoRun:
 
 
 def _sprites_video(temporal: bool) -> VideoRun:
-    unet = VideoUNetConfig(frames=32, channels=(16, 32, 64), attention=(False, False, True),
+    unet = VideoUNetConfig(frames=32, channels=(32, 64, 128), attention=(False, False, True),
                            temporal_attention=(True, True, True), temporal=temporal, head_dim=16, norm_groups=8)
     return VideoRun(
         VideoConfig(unet, SpriteClipConfig(frames=32)),
-        # 2 clips of 32 frames (or 8 of 8, 4 of 16) a step: 64 frames, ~3 s a step in fp32 on one core. No bf16:
-        # on this machine's CPU bf16 convolutions take a slow path (10-40x slower than fp32).
-        TrainConfig(steps=4000, batch_size=2, lr=5e-4, warmup_steps=100, ema_decay=0.995, ckpt_every=250,
+        # 8 clips of 32 frames a step (or 32 of 8, 16 of 16): 256 frames at 8 to 32 noise levels; why these and
+        # not the first run's 2 clips and 16 channels: recipes/sprites_video.py. Trained on a GPU
+        # (scripts/gpu/train_video.sh); on one CPU core a step takes over 10 s (fp32: bf16 convolutions are slow there).
+        TrainConfig(steps=4000, batch_size=8, lr=1e-3, warmup_steps=100, ema_decay=0.995, ckpt_every=250,
                     sample_every=0, threads=1),
     )
 
@@ -132,14 +133,16 @@ class VideoTask:
                      "license": self.bank.license, "attribution": self.bank.attribution}
 
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
-        """``(B * F / L, 3, L, H, W)`` clips in [-1, 1] for this step's length ``L``."""
-        video = to_model_range(stack_videos(render_clips(self.bank, self.cfg.data, self.cfg.data_seed, indices)))
+        """uint8 ``(B * F / L, 3, L, H, W)`` clips for this step's length ``L`` (uint8 until :meth:`loss`, which
+        runs on the training device: a quarter of the bytes to move, and no float pass on the CPU)."""
+        video = stack_videos(render_clips(self.bank, self.cfg.data, self.cfg.data_seed, indices))
         B, C, frames, H, W = video.shape
         L = step_length(indices, self.cfg.clip_lengths)
         # (B, C, F, H, W) -> (B, C, F/L, L, H, W) -> (B * F/L, C, L, H, W): consecutive pieces of each clip.
         return video.view(B, C, frames // L, L, H, W).transpose(1, 2).reshape(B * frames // L, C, L, H, W)
 
-    def loss(self, x0: torch.Tensor, phase: str) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, clips: torch.Tensor, phase: str) -> tuple[torch.Tensor, dict[str, float]]:
+        x0 = to_model_range(clips)  # (N, 3, L, H, W) in [-1, 1]
         loss = self.schedule.loss(self.model, x0, self.cfg.prediction_type)  # one t per clip
         return loss, {"loss": loss.item()}
 
