@@ -225,7 +225,8 @@ def run_diversity(args) -> dict:
         prompts = [p for p in picked for _ in range(args.seeds)]
         for guidance in (0.0, 1.0, 2.0, 4.0):
             x = generate(loaded, prompts, "", guidance, args.sampler, args.steps, seed=args.seed,
-                         batch_size=args.batch).float().view(len(picked), args.seeds, 3, 64, 64)
+                         batch_size=args.batch).float()
+            x = x.view(len(picked), args.seeds, *x.shape[1:])
             row = {"split": split, "guidance": guidance, "std_within_prompt": x.std(1).mean().item(),
                    "std_across_prompts": x[:, 0].std(0).mean().item()}
             print(row)

@@ -348,7 +348,8 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "asr_speed_core": lambda: asr_speed("asr_speed_core", "2 threads, AMD EPYC, after the shared core"),
             "asr_speed_longform_test": asr_speed_longform, "watermark_eval": watermark_eval, "clip_eval": clip_eval,
             "latent_eval_vae": latent_eval_vae, "latent_eval_text": latent_eval_text,
-            "latent_eval_diversity": lambda: [], "latent_eval_curve": latent_eval_curve, "gan_eval": gan_eval,
+            "latent_eval_diversity": lambda: [],  # its table is part of latent_eval_text's section
+            "latent_eval_curve": latent_eval_curve, "gan_eval": gan_eval,
             "video_eval": video_eval,
             "speech_asr": speech_asr}
 EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers

@@ -25,7 +25,7 @@ python3 recipes/emoji32_gan.py export > "$RESULTS/export.log" 2>&1 && cp -r src/
 cat "$RESULTS/export.log"
 cp runs/emoji32-gan/metrics.jsonl runs/emoji32-gan/train_config.json "$RESULTS/"
 latest=$(cat runs/emoji32-gan/checkpoints/latest)
-[ "${latest#step_}" -ge 15000 ] 2>/dev/null || \
+python3 scripts/gpu/finished.py runs/emoji32-gan || \
   tar cf - -C runs/emoji32-gan "checkpoints/$latest" checkpoints/latest | split -b 15M - "$RESULTS/ckpt.tar.part-"
 tail -3 "$RESULTS/train.log"
 ls -la "$RESULTS"

@@ -22,16 +22,7 @@ export PYTHONPATH=$PWD/src GENLAB_CACHE=$PWD/.gpu/cache-extracted/cache PYTHONUN
 mkdir -p "$RESULTS" .gpu/cache-extracted runs
 [ -d "$GENLAB_CACHE" ] || tar xJf "$CACHE" -C .gpu/cache-extracted || exit 2
 left() { echo $((TOTAL - SECONDS)); }
-finished() {
-  python3 - <<'PY'
-import json, sys
-from pathlib import Path
-run = Path("runs/emoji64-ldm")
-steps = json.loads((run / "train_config.json").read_text())["steps"]
-latest = (run / "checkpoints" / "latest").read_text().strip()
-sys.exit(0 if int(latest.split("_")[-1]) >= steps else 1)
-PY
-}
+finished() { python3 scripts/gpu/finished.py runs/emoji64-ldm; }
 if ! finished 2>/dev/null; then
   timeout -s TERM $(($(left) - EVAL_S)) python3 -c 'import sys; from genlab.cli import main; sys.exit(main(sys.argv[1:]))' \
     train ldm --preset emoji64-ldm --out runs/emoji64-ldm vae=emoji64-vae train.threads=2 train.progress=false "$@" \

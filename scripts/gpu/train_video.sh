@@ -40,16 +40,7 @@ export PYTHONPATH=$PWD/src GENLAB_CACHE=$PWD/.gpu/cache-extracted/cache PYTHONUN
 mkdir -p "$RESULTS" .gpu/cache-extracted runs
 [ -d "$GENLAB_CACHE/emoji/v2-8" ] || tar xJf "$CACHE" -C .gpu/cache-extracted || exit 2
 left() { echo $((TOTAL - SECONDS)); }
-finished() {  # finished RUN_DIR: its latest checkpoint is at the configured number of steps
-  python3 - "$1" <<'PY'
-import json, sys
-from pathlib import Path
-run = Path(sys.argv[1])
-steps = json.loads((run / "train_config.json").read_text())["steps"]
-latest = (run / "checkpoints" / "latest").read_text().strip()
-sys.exit(0 if int(latest.split("_")[-1]) >= steps else 1)
-PY
-}
+finished() { python3 scripts/gpu/finished.py "$1"; }  # finished RUN_DIR: at its configured steps
 pids=()
 for name in sprites-video sprites-video-frames; do
   finished "runs/$name" 2>/dev/null && continue
