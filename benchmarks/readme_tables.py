@@ -273,7 +273,8 @@ def latent_eval_curve() -> list[str]:
     out = ["### Latent against pixel diffusion: FID at equal training wall time (64 px)", "",
            f"Both trained from scratch on the same {r['training_images']} captioned training images for "
            f"{r['budget_s']:g} s of training clock each ({where}; data loading and the latent model's encoding of "
-           f"its training set are not counted, checkpoint writes are), one after the other, each with its own "
+           f"its training set are not counted, checkpoint writes are; nor is the latent model's frozen autoencoder "
+           f"`emoji64-vae`, trained once beforehand and shared by every latent run), one after the other, each with its own "
            f"preset's hyper-parameters; a snapshot about every {r['every_s']:g} s. Each snapshot's EMA weights draw "
            f"n = {r['n']} images ({r['sampler']} {r['steps']} steps, seed {r['seed']}; pixel unconditional, latent "
            f"on the held-out captions at guidance {r['latent_guidance']:g}), scored against the {r['reference']} "
@@ -288,7 +289,7 @@ def latent_eval_curve() -> list[str]:
                    f"{c['batch_size']}, lr {c['lr']:g}, warmup {c['warmup_steps']}, cosine over {c['steps']} steps; "
                    f"parameters: {params or '—'}.")
     out += ["", "| model | step | training s | FID | precision | recall |", "|---|---|---|---|---|---|"]
-    for pt in r["points"]:
+    for pt in sorted(r["points"], key=lambda p: (p["model"] != "pixel", p["seconds"])):
         out.append(f"| {pt['model']} | {pt['step']} | {pt['seconds']:.0f} | {_fmt(pt['fid'])} | "
                    f"{_fmt(pt['precision'])} | {_fmt(pt['recall'])} |")
     return out + [""]
@@ -335,7 +336,8 @@ def video_eval() -> list[str]:
             out.append(f"| {key} | {length} | {_fmt(g['count'])} | {_fmt(g['permanence'])} | "
                        f"{_fmt(g['identity_after_occlusion'])} | {_fmt(real['count'])} / {_fmt(real['permanence'])} | "
                        f"{_fmt(d['sampling_seconds_per_clip'])} |")
-    out += ["", f"A training step ({sp['clips_per_step']} clips of {sp['frames']} frames, {sp['threads']} thread): "
+    where = "one GPU" if sp.get("device", "cpu") != "cpu" else f"{sp['threads']} CPU threads"
+    out += ["", f"A training step ({sp['clips_per_step']} clips of {sp['frames']} frames, {where}): "
             f"joint {_fmt(sp['train_step_joint_s'])} s, frame by frame {_fmt(sp['train_step_frame_by_frame_s'])} s; "
             f"temporal attention's share {_pct(sp['temporal_share_of_train_step'])} of the step, "
             f"{_pct(sp['temporal_share_of_forward_by_hooks'])} of the forward pass."]
