@@ -274,12 +274,13 @@ def latent_eval_curve() -> list[str]:
            f"Both trained from scratch on the same {r['training_images']} captioned training images for "
            f"{r['budget_s']:g} s of training clock each ({where}; data loading and the latent model's encoding of "
            f"its training set are not counted, checkpoint writes are; nor is the latent model's frozen autoencoder "
-           f"`emoji64-vae`, trained once beforehand and shared by every latent run), one after the other, each with its own "
-           f"preset's hyper-parameters; a snapshot about every {r['every_s']:g} s. Each snapshot's EMA weights draw "
-           f"n = {r['n']} images ({r['sampler']} {r['steps']} steps, seed {r['seed']}; pixel unconditional, latent "
-           f"on the held-out captions at guidance {r['latent_guidance']:g}), scored against the {r['reference']} "
-           f"(real-data floor: FID {_fmt(f['fid'])}, precision {_fmt(f['precision'])}, recall {_fmt(f['recall'])}). "
-           f"Command: `{r['command']}`" + ("." if r.get("complete") else "; **partial**: not every snapshot scored."),
+           f"`emoji64-vae`, trained once beforehand and shared by every latent run), one after the other, each with "
+           f"its own preset's hyper-parameters; a snapshot about every {r['every_s']:g} s. Each snapshot's EMA weights "
+           f"draw n = {r['n']} images ({r['sampler']} {r['steps']} steps, seed {r['seed']}; pixel unconditional, "
+           f"latent on the held-out captions at guidance {r['latent_guidance']:g}), scored against the "
+           f"{r['reference']} (real-data floor: FID {_fmt(f['fid'])}, precision {_fmt(f['precision'])}, "
+           f"recall {_fmt(f['recall'])}). Command: `{r['command']}`"
+           + ("." if r.get("complete") else "; **partial**: not every snapshot scored."),
            ""]
     for name, m in models.items():
         c = m["train_config"]
