@@ -16,6 +16,15 @@ speech of 60 people in about 25 languages; six speakers are held out for evaluat
 Time on 2 CPU cores (fp32): stage 1 about 3.8 s a step and stage 2 about 8.5 s a step on idle cores, so about
 3.2 h + 1.4 h. Those are scaled from steps measured on this machine under a load average of 12 (49 s a stage-1
 step while a 1024^2 matmul reached 14 of its idle 184 GFLOP/s); expect them to move with the machine.
+
+On one GPU, in a call of at most 10 minutes to a machine that receives at most 64 MiB and has no data packages:
+
+    bash scripts/gpu/pack_codec.sh                   # here: a balanced 33-minute part of the corpus, 43 MB
+    TOTAL=560 bash scripts/gpu/train_codec.sh .gpu/cache-codec.tar.xz $OUT/k      # there, carrying that archive
+
+runs both stages with the commands of train() below on the part (its manifest, and so the model's meta, says it is
+33 of the 405 minutes), stops before TOTAL (rerun on the same machine to resume), exports, and sends everything
+back as results.tgz.part-*; scripts/gpu/train_codec.sh says what to carry and the time to expect.
 Expected metrics: to be read from benchmarks/results/codec_eval.json once the run exists; the Opus column there is
 measured already (6 kbps Opus on the held-out clips: SI-SDR ~6 dB, mel distance ~0.28, PESQ ~2.1).
 """

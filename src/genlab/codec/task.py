@@ -13,6 +13,7 @@ step). With ``adversarial = 0`` there is no discriminator and one phase (``main`
 
 from __future__ import annotations
 
+import wave
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,9 +140,11 @@ class CodecTask:
         self.segment = int(round(cfg.data.segment * cfg.codec.sample_rate))
         self.num_examples = max(1, len(self.corpus.train) // self.segment)
         self._fakes: deque = deque(maxlen=8)  # (real batch, detached reconstruction) from the gen phase
+        manifest = getattr(self.corpus, "manifest", {})
         self.meta = {**getattr(self, "meta", {}),
                      "train_seconds": round(len(self.corpus.train) / cfg.codec.sample_rate, 1),
-                     "data": getattr(self.corpus, "manifest", {}).get("sources", {})}
+                     "data": manifest.get("sources", {}),
+                     **({"data_subset": manifest["subset"]} if "subset" in manifest else {})}
 
     def _init_from(self, path: str) -> None:
         from ..errors import GenlabError
@@ -209,13 +212,14 @@ class CodecTask:
     def evaluate(self, step: int, ema_model: nn.Module) -> dict[str, float]:
         """SI-SDR and mel distance of held-out speakers' clips at 1, half and all codebooks."""
         ema_model = _codec(ema_model)
+        device = next(ema_model.parameters()).device
         clips = self._eval_clips()[: self.cfg.data.eval_clips]
         out: dict[str, float] = {}
         n_q = self.cfg.codec.n_q
         for k in sorted({1, max(1, n_q // 2), n_q}):
             sdr, mel = [], []
             for audio in clips:
-                x = torch.from_numpy(audio)[None, None]
+                x = torch.from_numpy(audio)[None, None].to(device)
                 y = ema_model.decode(ema_model.encode(x, k))[..., : x.shape[-1]]
                 sdr.append(si_sdr(y, x).item())
                 mel.append(mel_distance(y, x, self.cfg.codec.sample_rate).item())
@@ -224,18 +228,22 @@ class CodecTask:
         return out
 
     def sample(self, out_dir: Path, step: int, ema_model: nn.Module) -> None:
-        """Write the first held-out clip decoded at every bitrate of the ladder, for listening during training."""
-        import soundfile as sf
-
+        """Write the first held-out clip decoded at every bitrate of the ladder, for listening during training (16-bit
+        WAV by the standard library: a training machine may lack libsndfile)."""
         clips = self._eval_clips()
         if not clips:
             return
         out_dir.mkdir(parents=True, exist_ok=True)
-        audio = torch.from_numpy(clips[0])[None, None]
         ema_model = _codec(ema_model)
+        audio = torch.from_numpy(clips[0])[None, None].to(next(ema_model.parameters()).device)
         for k in range(1, self.cfg.codec.n_q + 1):
-            y = ema_model.decode(ema_model.encode(audio, k))[0, 0, : audio.shape[-1]]
-            sf.write(out_dir / f"step_{step:07d}_nq{k}.wav", y.clamp(-1, 1).numpy(), self.cfg.codec.sample_rate)
+            y = ema_model.decode(ema_model.encode(audio, k))[0, 0, : audio.shape[-1]]  # (T,)
+            pcm = (y.clamp(-1, 1) * 32767).round().to(torch.int16).cpu().numpy()
+            with wave.open(str(out_dir / f"step_{step:07d}_nq{k}.wav"), "wb") as f:
+                f.setnchannels(1)
+                f.setsampwidth(2)
+                f.setframerate(self.cfg.codec.sample_rate)
+                f.writeframes(pcm.astype("<i2").tobytes())
 
 
 def _codec(module: nn.Module) -> Codec:
