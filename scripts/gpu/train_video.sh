@@ -70,6 +70,6 @@ else
   echo "not finished at ${SECONDS}s: run the script again on this machine to resume"
 fi
 # A call returns at most 8 files: everything goes back as one tarball in 15 MiB parts.
-tar czf - -C "$RESULTS" --exclude='results.tgz.part-*' . | split -b 15M - "$RESULTS/results.tgz.part-"
+(cd "$RESULTS" && tar czf - --exclude='results.tgz.part-*' -- *) | split -b 15M - "$RESULTS/results.tgz.part-"  # not '.': the parts are written there
 find "$RESULTS" -mindepth 1 -not -name 'results.tgz.part-*' -delete
 ls -la "$RESULTS"
