@@ -7,7 +7,10 @@
 For each model (a bundled name or a run directory) and each clip length (8, 16, 32 frames): ``--n`` sampled clips
 scored by genlab.video.coherence, beside the same scores on as many rendered clips of the training sprites and of
 the held-out sprites (these must be perfect: they check the metric), the feature-space drift of the frames
-(Fréchet distance of each quarter of the clips to rendered frames), and the sampling time per clip.
+(Fréchet distance of each quarter of the clips to rendered frames), and the sampling time per clip. The same clips
+are also scored without the sprite detector (genlab.video.blobs: the bar, colour blobs and their tracks), beside
+the rendered training-sprite clips (the ceiling) and two floors made of them: their frames shuffled in time, and
+every frame taken from another clip.
 
 Speed, at the sprites-video preset (its batch of 32-frame clips of 32 px, on ``--device``): a training step
 (forward + backward + AdamW) of the joint UNet and of the same UNet without temporal attention, timed in turn (A B A
@@ -138,6 +141,10 @@ def main() -> None:
                 g = r["generated"]
                 print(f"{role:>15} {frames:>3} frames: permanence {g['permanence']}, count {g['count']}, identity "
                       f"{g['identity']}, after occlusion {g['identity_after_occlusion']}, jerk {g['jerk']}", flush=True)
+                b = r["blobs"]["generated"]
+                print(f"{'':>15} {'':>3} blobs: bar still {b['bar_still']}, count constancy {b['count_constancy']}, "
+                      f"linked {b['linked']}, jerk {b['jerk']}, histogram step {b['histogram_step']}, through the bar "
+                      f"{b['through_bar']} ({b['crossings']} crossings)", flush=True)
     print(write_result(args.out, result))
 
 

@@ -35,12 +35,13 @@ The scores (all 1 for a perfect clip, ``jerk`` 0):
 - ``match_error``: mean error of the sightings (how faithfully the sprites are drawn).
 
 Frame-to-frame drift is measured apart, in the feature space of genlab's emoji network: the Fréchet distance of
-the frames at each quarter of the clips to the real frames (:func:`fid_drift`).
+the frames at each quarter of the clips to the real frames (:func:`fid_drift`). Clips whose objects are not
+pixel-exact sprites are scored without the detector by :mod:`genlab.video.blobs` (the bar, colour blobs, tracks).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -312,8 +313,6 @@ def fid_drift(videos: torch.Tensor, real: torch.Tensor, parts: int = 4) -> dict[
 
 def truth_clips(bank: SpriteBank, data: SpriteClipConfig, frames: int, n: int, seed: int, split: str) -> torch.Tensor:
     """``n`` rendered clips of ``frames`` frames from the ``split`` sprites, stream ``seed``: uint8 (n, 3, F, H, W)."""
-    from dataclasses import replace
-
     from .data import render_clips, stack_videos
 
     return stack_videos(render_clips(bank, replace(data, frames=frames), seed, range(n), split))
@@ -322,11 +321,14 @@ def truth_clips(bank: SpriteBank, data: SpriteClipConfig, frames: int, n: int, s
 def report(model: torch.nn.Module, cfg, lengths: tuple[int, ...], n: int, seed: int = 0, sampler: str = "ddim",
            steps: int = 50, fid: bool = True) -> dict:
     """Coherence of ``n`` generated clips at each length beside the same numbers on ``n`` rendered clips of the
-    training sprites (what the model was shown) and of the held-out sprites (the metric on sprites it never saw),
-    and, with ``fid``, the feature drift of the generated clips against the rendered ones."""
+    training sprites (what the model was shown) and of the held-out sprites (the metric on sprites it never saw);
+    the detector-free measures of :mod:`genlab.video.blobs` on the generated clips, the rendered ones and their
+    shuffled and mixed controls; and, with ``fid``, the feature drift of the generated clips against the rendered
+    ones."""
     import time
 
-    from .data import load_bank
+    from .blobs import blob_report
+    from .data import load_bank, render_clips, stack_videos
     from .pipeline import generate
 
     bank = load_bank(cfg.data)
@@ -335,7 +337,8 @@ def report(model: torch.nn.Module, cfg, lengths: tuple[int, ...], n: int, seed: 
         t0 = time.perf_counter()
         video = generate(model, cfg, n=n, frames=frames, sampler=sampler, steps=steps, seed=seed)
         seconds = time.perf_counter() - t0
-        real = truth_clips(bank, cfg.data, frames, n, seed + 1, "train")
+        rendered = render_clips(bank, replace(cfg.data, frames=frames), seed + 1, range(n), "train")
+        real = stack_videos(rendered)  # (n, 3, F, H, W): truth_clips(bank, cfg.data, frames, n, seed + 1, "train")
         row = {
             "generated": coherence(video, bank, cfg.data),
             "real_train_sprites": coherence(real, bank, cfg.data),
@@ -344,6 +347,7 @@ def report(model: torch.nn.Module, cfg, lengths: tuple[int, ...], n: int, seed: 
             "sampling_seconds_per_clip": seconds / n,
             "sprite_fit_generated": sprite_fit(video, bank, cfg.data),
             "sprite_fit_real": sprite_fit(real, bank, cfg.data),
+            "blobs": blob_report(video, rendered, bank, cfg.data, seed),
         }
         if fid and frames >= 4:
             row["fid_drift_generated"] = fid_drift(video, real)
