@@ -10,7 +10,7 @@ import torch
 
 from ..data.audio import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE, TIME_PRECISION
 from .decoding import DecodingResult
-from .results import Segment
+from .results import Segment, Word
 from .timing import add_word_timestamps, token_times
 from .tokenizer import WhisperTokenizer
 from .windows import Window
@@ -23,6 +23,27 @@ if TYPE_CHECKING:
 # benchmark file (benchmarks/asr_speed.py) the last word ends 0.0-0.8 s before the speech in complete utterances,
 # and 2.1-2.4 s before it where int8 beam 5 jumped from "made still" to the next utterance.
 EARLY_END_SECONDS = 1.5
+
+
+def word_anomaly(w: Word) -> float:
+    """How unlike heard speech a word is, as openai-whisper scores it for ``hallucination_silence_threshold``
+    (transcribe.py): 1 for a probability below 0.15, plus a penalty for a span shorter than 0.133 s (15 per second
+    short) or longer than 2 s (1 per second long)."""
+    duration = w.end - w.start
+    return float(w.probability < 0.15) + max(0.0, 0.133 - duration) * 15 + max(0.0, duration - 2.0)
+
+
+def anomalous(s: Segment, punctuation: str) -> bool:
+    """openai-whisper's test for a hallucinated segment: its first 8 words (punctuation marks aside) score 3 or
+    more together, or about 1 each. Without word times a segment is never anomalous."""
+    words = [w for w in s.words if w.word.strip() not in punctuation][:8]
+    score = sum(word_anomaly(w) for w in words)
+    return bool(words) and (score >= 3 or score + 0.01 >= len(words))
+
+
+def says_nothing(s: Segment, punctuation: str) -> bool:
+    """A segment left out of a gated transcript: no letter or digit in it ("." over a hum), or anomalous."""
+    return not any(c.isalnum() for c in s.text) or anomalous(s, punctuation)
 
 
 def overlaps(start: float, end: float, speech: list[tuple[float, float]]) -> bool:
@@ -198,5 +219,9 @@ def window_segments(
                 # goes on writing over a sound joined to the end of an utterance (music, a synth note).
                 s.words, s.text = kept, "".join(w.word for w in kept)
                 s.tokens = tok.encode(s.text) if kept else []
-        new = [s for s in new if s.text.strip()]
+        # Over a sound the gate took for speech (a guitar chord, a sung synth note) the decoder writes a word or two
+        # that the model itself doubts: on the dev files every such segment, and no segment of real speech, was
+        # anomalous. A segment without a letter or digit ("." over a hum) says nothing either.
+        punctuation = options.prepend_punctuations + options.append_punctuations
+        new = [s for s in new if not says_nothing(s, punctuation)]
     return new, seek, alone
