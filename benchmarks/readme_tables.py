@@ -121,6 +121,29 @@ def asr_speed_longform() -> list[str]:
     return out + [""]
 
 
+def asr_longform() -> list[str]:
+    r = _load("asr_longform")
+    if r is None:
+        return []
+    runs = r["test_runs"]
+    files = list(dict.fromkeys(k.split("/")[0] for k in runs))
+    out = ["### Whisper base on long-form audio it was not developed on: words", "",
+           "Held-out test files of `benchmarks/longform.py` (real speech of one speaker each, pauses and non-speech "
+           "events between utterances), same weights, voice-activity gate and word timestamps on in both systems. "
+           "WER where the source has its text; invented: words more than 0.3 s from every utterance; boundary "
+           "errors: segment bounds in a pause or event more than 0.5 s from every utterance. "
+           f"Command: `{r['command']}`; {r.get('runs_note', '')}", "",
+           "| file | beam | WER genlab / faster-whisper | invented | boundary errors |", "|---|---|---|---|---|"]
+    for f in files:
+        for beam in (1, 5):
+            g, w = runs.get(f"{f}/genlab-fp32/beam{beam}"), runs.get(f"{f}/faster-whisper-fp32/beam{beam}")
+            if g is None or w is None:
+                continue
+            out.append(f"| {f} | {beam} | {_fmt(g['wer'])} / {_fmt(w['wer'])} | {g['invented_words']} / "
+                       f"{w['invented_words']} | {g['boundaries']['errors']} / {w['boundaries']['errors']} |")
+    return out + [""]
+
+
 def speech_asr() -> list[str]:
     r = _load("speech_asr")
     if not r:
@@ -369,7 +392,8 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "asr_speed": lambda: asr_speed("asr_speed", "2 threads, Intel Xeon"),
             "asr_speed_epyc": lambda: asr_speed("asr_speed_epyc", "2 threads, AMD EPYC"),
             "asr_speed_core": lambda: asr_speed("asr_speed_core", "2 threads, AMD EPYC, after the shared core"),
-            "asr_speed_longform_test": asr_speed_longform, "watermark_eval": watermark_eval, "clip_eval": clip_eval,
+            "asr_speed_longform_test": asr_speed_longform, "asr_longform": asr_longform,
+            "watermark_eval": watermark_eval, "clip_eval": clip_eval,
             "latent_eval_vae": latent_eval_vae, "latent_eval_text": latent_eval_text,
             "latent_eval_diversity": lambda: [],  # its table is part of latent_eval_text's section
             "latent_eval_curve": latent_eval_curve, "gan_eval": gan_eval,
