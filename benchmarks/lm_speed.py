@@ -47,6 +47,25 @@ def hf_twin(model: TransformerLM):
     return hf.eval()
 
 
+@torch.no_grad()
+def matvec_floor(model: TransformerLM, repeats: int = 5) -> dict:
+    """The least a decoding step can cost with these kernels: one ``F.linear`` of a single token through every
+    weight matrix of the model (each linear layer and the output head), nothing else. Best of ``repeats`` passes.
+    A decoding step of either system cannot go below it, so ``step / floor`` says how much of a step is overhead
+    (attention over the cache, norms, sampling, Python), and how much faster than HF genlab could be at most."""
+    mats = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if model.head is None:  # tied: the logits are read from the token embedding matrix
+        mats.append(model.token_embedding.weight)
+    x = {w.shape[1]: torch.randn(1, w.shape[1], dtype=w.dtype) for w in mats}
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for w in mats:
+            torch.nn.functional.linear(x[w.shape[1]], w)
+        best = min(best, time.perf_counter() - t0)
+    return {"seconds": best, "matrices": len(mats), "weight_bytes": sum(w.numel() * w.element_size() for w in mats)}
+
+
 def timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
@@ -74,9 +93,13 @@ def compare(model: TransformerLM, hf, prompt: torch.Tensor, new_tokens: int, lon
     (t_ours, a), (t_hf, b) = timed(ours_decode), timed(hf_decode)
     (p_ours, _), (p_hf, _) = timed(ours_prefill), timed(hf_prefill)
     n, P = new_tokens, long_prompt.shape[1]
+    floor = matvec_floor(model)
     return {"greedy_tokens_equal": bool(torch.equal(a, b)),
             "decode": {"genlab_tokens_per_s": n / t_ours, "hf_tokens_per_s": n / t_hf, "speedup": t_hf / t_ours,
-                       "prompt_tokens": prompt.shape[1], "new_tokens": n},
+                       "prompt_tokens": prompt.shape[1], "new_tokens": n,
+                       "matvec_floor": floor, "floor_tokens_per_s": 1 / floor["seconds"],
+                       "genlab_step_over_floor": t_ours / n / floor["seconds"],
+                       "hf_step_over_floor": t_hf / n / floor["seconds"]},
             "prefill": {"genlab_tokens_per_s": P / p_ours, "hf_tokens_per_s": P / p_hf, "speedup": p_hf / p_ours,
                         "prompt_tokens": P}}
 
