@@ -21,7 +21,21 @@ upsampling 8-8-2-2), speaker encoder 1.4M (3-layer LSTM 256). Time on 2 CPU core
 one thread while the machine's load average was ~5 (`STEP_SECONDS`): speaker 3.5 s x 6,000 steps, acoustic 9 s x
 10,000, vocoder 7 s x 20,000; on two idle threads expect roughly half: ~3 h + ~12 h + ~20 h. The vocoder is
 optional (without ``vocoder/`` the bundle uses Griffin-Lim), so an intelligible bundle needs speaker + acoustic.
-A GPU does all three in about an hour. ``smoke`` took 4 min 47 s on the loaded machine (most of it set-up).
+``smoke`` took 4 min 47 s on the loaded machine (most of it set-up).
+
+On a GPU machine (at most 64 MiB in, 10 minutes a call; scripts/gpu/train_tts.sh says how): the machine renders
+the espeak corpus itself from ``bash scripts/gpu/pack_tts.sh`` (the espeakng-loader wheel and the corpus's plan,
+9.5 MB; the corpus is 600 MB); the speaker stage also carries ``.gpu/cache-codec.tar.xz`` (pack_codec.sh: 33 min
+of the codec corpus's real speech, all of its 43 usable training speakers and its 6 held-out ones, 42.9 MB).
+One call per stage, in this order, each rerun on the warm machine until its stage has finished::
+
+    STAGES=speaker  TOTAL=560 bash scripts/gpu/train_tts.sh .gpu/tts-data.tar.xz $OUT   # carry both archives
+    STAGES=acoustic TOTAL=560 bash scripts/gpu/train_tts.sh .gpu/tts-data.tar.xz $OUT   # + runs/speaker-speech-speaker
+    STAGES=vocoder  TOTAL=560 bash scripts/gpu/train_tts.sh .gpu/tts-data.tar.xz $OUT   # + runs/vocoder-speech-vocoder
+
+Copy each returned ``run_NAME/`` to ``runs/NAME`` here. The acoustic checkpoint (78 MB) cannot be carried, so that
+stage must finish on one warm machine; then ``python recipes/tts_speech.py export`` here (or the script there, when
+all three runs are on one machine). Estimated, not measured: 4-8 calls (train_tts.sh gives the arithmetic).
 Expected quality: none measured yet (no full run exists): ``eval`` writes benchmarks/results/tts_eval.json; the
 smoke bundle speaks noise (WER ~100 %) and only proves the plumbing.
 """

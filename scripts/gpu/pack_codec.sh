@@ -36,12 +36,5 @@ part = subset(full, stage / "cache" / "codec-speech" / full.dir.name, per_speake
 print(part.manifest["subset"]["note"], f"({part.manifest['seconds']['test'] / 60:.1f} min held out)")
 pack(part.dir)
 PY
-mkdir -p "$(dirname "$OUT")"
-tar cf - -C "$STAGE" cache | xz -9 -T1 > "$OUT.tmp"
-mv "$OUT.tmp" "$OUT"
-size=$(stat -c %s "$OUT")
-echo "$OUT: $((size / 1000000)).$(((size % 1000000) / 100000)) MB"
-if [ "$size" -gt $((LIMIT_MB * 1000000)) ]; then
-  echo "over LIMIT_MB=$LIMIT_MB: lower SECONDS_PER_SPEAKER" >&2
-  exit 1
-fi
+. scripts/gpu/xz_pack.sh
+xz_pack "$STAGE" "$OUT" "$LIMIT_MB" || { echo "lower SECONDS_PER_SPEAKER" >&2; exit 1; }

@@ -59,13 +59,15 @@ def voices() -> tuple[list[str], list[str]]:
     return train, [f"en-us+{v}" for v in HELD_OUT_VARIANTS]
 
 
-def _plan(size: TTSCorpusSize, seed: int) -> list[dict]:
+def plan(size: TTSCorpusSize, seed: int) -> list[dict]:
+    """What each utterance is (split, id, text, speaker, voice, rate, pitch): the one step of :func:`build` that needs
+    the sentence sources (``dataset_build``); a machine without them renders a plan made elsewhere."""
     from ..data.speech import _split_sentences
 
     sentences = _split_sentences(seed)["en"]
     train_voices, _ = voices()
     rng = random.Random(f"{seed}-tts")
-    plan = []
+    out = []
     for split in SPLITS:
         pool = sentences["train" if split == "train" else "test"]
         for i in range(getattr(size, split)):
@@ -75,10 +77,10 @@ def _plan(size: TTSCorpusSize, seed: int) -> list[dict]:
             text = pool[rng.randrange(len(pool))]
             if rng.random() < 0.5:  # two sentences in a row half the time: longer contexts, real pauses
                 text += " " + pool[rng.randrange(len(pool))]
-            plan.append({"split": split, "id": f"{split}-{i:05d}", "text": text, "speaker": voice,
-                         "voice": train_voices[voice], "rate": 175 if builtin else rng.randint(140, 210),
-                         "pitch": 50 if builtin else rng.randint(35, 65)})
-    return plan
+            out.append({"split": split, "id": f"{split}-{i:05d}", "text": text, "speaker": voice,
+                        "voice": train_voices[voice], "rate": 175 if builtin else rng.randint(140, 210),
+                        "pitch": 50 if builtin else rng.randint(35, 65)})
+    return out
 
 
 class TTSCorpus:
@@ -118,8 +120,10 @@ def corpus_dir(size: TTSCorpusSize, seed: int) -> Path:
     return cache_dir("tts", f"v{VERSION}-seed{seed}-n{size.train}-{size.test}")
 
 
-def build(size: TTSCorpusSize | None = None, seed: int = 0, rebuild: bool = False, progress: bool = True) -> TTSCorpus:
-    """Synthesise and store the corpus (about a minute per 1,000 utterances on one core)."""
+def build(size: TTSCorpusSize | None = None, seed: int = 0, rebuild: bool = False, progress: bool = True,
+          planned: list[dict] | None = None) -> TTSCorpus:
+    """Synthesise and store the corpus (about a minute per 1,000 utterances on one core), from ``planned`` (the
+    output of :func:`plan` for the same ``size`` and ``seed``) when given, else from :func:`plan`."""
     from .phonemes import phonemizer
 
     size = size or TTSCorpusSize()
@@ -127,15 +131,15 @@ def build(size: TTSCorpusSize | None = None, seed: int = 0, rebuild: bool = Fals
     if not rebuild and (manifest := read_manifest(directory, verify=False)) is not None:
         return TTSCorpus(directory, manifest)
     engine = phonemizer()
-    plan, rendered, t0 = _plan(size, seed), [], time.perf_counter()
-    for k, u in enumerate(plan):
+    utterances, rendered, t0 = planned or plan(size, seed), [], time.perf_counter()
+    for k, u in enumerate(utterances):
         ph = engine(u["text"], u["voice"], u["rate"], u["pitch"])
         if len(ph.audio) < HOP * 4 or not ph.symbols:
             continue
         mel = log_mel(ph.audio).numpy()
         rendered.append((u, ph, mel, ph.frame_durations(HOP, len(mel))))
         if progress and (k + 1) % 500 == 0:
-            print(f"  tts corpus: {k + 1}/{len(plan)}, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            print(f"  tts corpus: {k + 1}/{len(utterances)}, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     counts: dict[str, int] = {}
     for u, ph, _, _ in rendered:
         if u["split"] == "train":

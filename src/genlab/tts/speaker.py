@@ -22,7 +22,7 @@ from ..config import to_dict
 from ..train import TrainConfig
 from .model import SpeakerConfig, SpeakerEncoder
 from .task import DataConfig
-from .voice import SPEAKER_RATE, WINDOW_FRAMES, dvector, speaker_features
+from .voice import SPEAKER_RATE, WINDOW_FRAMES, dvector, resample, speaker_features
 
 WINDOW_SAMPLES = WINDOW_FRAMES * 160 + 240  # 1.6 s of 10 ms frames (+ the last window's tail)
 
@@ -45,10 +45,10 @@ class GE2E(nn.Module):
         own = F.normalize((total - e) / (M - 1), dim=-1)  # (N, M, D) own centroid without e_ji (eq. 8)
         cos = torch.einsum("nmd,kd->nmk", e, centroids)  # (N, M, N)
         own_cos = (e * own).sum(-1)  # (N, M)
-        eye = torch.eye(N, dtype=torch.bool)[:, None, :].expand(N, M, N)
+        eye = torch.eye(N, dtype=torch.bool, device=e.device)[:, None, :].expand(N, M, N)
         cos = torch.where(eye, own_cos[..., None].expand(N, M, N), cos)
         logits = self.w.clamp(min=1e-6) * cos + self.b  # eq. 5
-        labels = torch.arange(N).repeat_interleave(M)
+        labels = torch.arange(N, device=e.device).repeat_interleave(M)
         loss = F.cross_entropy(logits.reshape(N * M, N), labels)
         accuracy = (logits.reshape(N * M, N).argmax(-1) == labels).float().mean().item()
         return loss, accuracy
@@ -88,14 +88,12 @@ class VoicePool:
                 if c["length"] >= SPEAKER_RATE:  # at least 1 s
                     speakers.setdefault(c["speaker"], []).append(
                         lambda c=c, data=data: data[c["offset"] : c["offset"] + c["length"]].astype(np.float32) / 32767)
-        if espeak and tts_corpus is not None:
-            import soxr
-
+        if espeak and tts_corpus is not None:  # resampled once to 16 kHz (int16 again), not at every read
             for u in tts_corpus.utterances("train" if split == "train" else "test"):
-                def read(u=u):
-                    a = tts_corpus.arrays[u["split"]]["audio"][u["sample_offset"] : u["sample_offset"] + u["n_samples"]]
-                    return soxr.resample(a.astype(np.float32) / 32767, 22050, SPEAKER_RATE).astype(np.float32)
-                speakers.setdefault(f"espeak-{u['voice']}", []).append(read)
+                a = tts_corpus.arrays[u["split"]]["audio"][u["sample_offset"] : u["sample_offset"] + u["n_samples"]]
+                clip = np.round(np.clip(resample(a / 32767, 22050, SPEAKER_RATE), -1, 1) * 32767).astype(np.int16)
+                speakers.setdefault(f"espeak-{u['voice']}", []).append(
+                    lambda clip=clip: clip.astype(np.float32) / 32767)
         return cls(speakers)
 
 
@@ -125,7 +123,8 @@ class SpeakerTask:
         self.meta = {"speakers": pool.names, "held_out": eval_pool.names if eval_pool else []}
 
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
-        """``(N, M, frames, n_mels)``: distinct speakers (duplicates replaced by others), M random windows each."""
+        """``(N, M, WINDOW_SAMPLES)`` audio: distinct speakers (duplicates replaced by others), M random windows each
+        (their features are computed in :meth:`loss`, on the model's device)."""
         n_spk = len(self.pool.names)
         g = torch.Generator().manual_seed(int(indices.sum()) * 7919 + len(indices))
         chosen = list(dict.fromkeys(int(i) % n_spk for i in indices))
@@ -135,12 +134,13 @@ class SpeakerTask:
         for s in chosen:
             clips = self.pool.clips[s]
             picks = torch.randint(0, len(clips), (self.run.utterances_per_speaker,), generator=g)
-            out.append(torch.stack([speaker_features(random_window(clips[int(k)](), WINDOW_SAMPLES, g),
-                                                     self.run.model.n_mels)[:WINDOW_FRAMES] for k in picks]))
-        return torch.stack(out)
+            out.append(np.stack([random_window(clips[int(k)](), WINDOW_SAMPLES, g) for k in picks]))
+        return torch.from_numpy(np.stack(out))
 
-    def loss(self, feats: torch.Tensor, phase: str) -> tuple[torch.Tensor, dict[str, float]]:
-        loss, acc = self.model(feats)
+    def loss(self, audio: torch.Tensor, phase: str) -> tuple[torch.Tensor, dict[str, float]]:
+        N, M, _ = audio.shape
+        feats = speaker_features(audio.flatten(0, 1), self.run.model.n_mels)[:, :WINDOW_FRAMES]  # (N * M, F, n_mels)
+        loss, acc = self.model(feats.view(N, M, *feats.shape[1:]))  # (N, M, F, n_mels)
         return loss, {"loss": loss.item(), "accuracy": acc, "w": self.model.w.item()}
 
     def ema_module(self):

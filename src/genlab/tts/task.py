@@ -108,25 +108,24 @@ class AcousticTask:
             self._voices_from(run.speaker_encoder)
 
     def _voices_from(self, path: str) -> None:
-        """Each utterance's d-vector (the speaker encoder on its audio), and each built-in voice's mean."""
-        import soxr
-
+        """Each utterance's d-vector (the speaker encoder on its audio, on the GPU when there is one), and each
+        built-in voice's mean."""
         from ..errors import GenlabError
         from .api import _part
         from .model import SpeakerConfig, SpeakerEncoder
-        from .voice import dvectors
+        from .voice import SPEAKER_RATE, dvectors, resample
 
         if not path:
             raise GenlabError("model.speaker_dim > 0 needs speaker_encoder=CHECKPOINT (genlab train speaker)")
         encoder, h = _part(Path(path), "tts-speaker", SpeakerEncoder, SpeakerConfig, "encoder.")
+        encoder.to("cuda" if torch.cuda.is_available() else "cpu")
         if encoder.cfg.dim != self.run.model.speaker_dim:
             raise GenlabError(f"speaker_encoder {path} makes {encoder.cfg.dim}-d vectors, model.speaker_dim is "
                               f"{self.run.model.speaker_dim}")
         sums = torch.zeros(self.run.model.n_speakers, encoder.cfg.dim)
         for split in ("train", "test"):
             utts = self.corpus.utterances(split)
-            audio = [soxr.resample(self.corpus.item(split, u)["audio"].numpy(), 22050, 16000).astype(np.float32)
-                     for u in utts]
+            audio = [resample(self.corpus.item(split, u)["audio"].numpy(), 22050, SPEAKER_RATE) for u in utts]
             for u, d in zip(utts, dvectors(encoder, audio)):
                 self.dvectors[u["id"]] = d
                 if split == "train":
@@ -166,7 +165,8 @@ class AcousticTask:
         utts = self.corpus.utterances("test")[:16]
         if not utts:
             return {}
-        b = pad_batch([self._item("test", u) for u in utts])
+        device = next(ema_model.parameters()).device
+        b = {k: v.to(device) for k, v in pad_batch([self._item("test", u) for u in utts]).items()}
         mel, post, log_d, valid = ema_model.eval()(b["phonemes"], b["stress"], b["speaker"], durations=b["durations"],
                                                    dvector=b.get("dvector"))
         m = valid[..., None].float()
@@ -245,9 +245,9 @@ class VocoderTask:
     @torch.no_grad()
     def evaluate(self, step: int, ema_model: nn.Module) -> dict[str, float]:
         """Log-mel L1 of held-out utterances resynthesised from their true mels."""
-        errs = []
+        errs, device = [], next(ema_model.parameters()).device
         for u in self.corpus.utterances("test")[:4]:
-            it = self.corpus.item("test", u)
+            it = {k: v.to(device) for k, v in self.corpus.item("test", u).items()}
             y = ema_model.eval()(it["mel"].T[None])[0]
             errs.append(F.l1_loss(log_mel(y)[: len(it["mel"])], it["mel"][: len(log_mel(y))]).item())
         return {"eval/resynthesis_mel_l1": float(np.mean(errs))} if errs else {}

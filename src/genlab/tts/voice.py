@@ -4,6 +4,12 @@ The reference must be real, usable speech: readable audio, sampled at 16 kHz or 
 recording has lost the upper half of the voice), 3 s of speech at least (the first 10 s are used), not silent, not
 clipped. Each problem is one line naming the file. The d-vector is GE2E's inference recipe (Wan et al. 2018,
 section 3.2): log-mel windows of 1.6 s with 50 % overlap, each embedded, averaged, renormalised.
+
+Two resamplers: a reference is resampled by soxr (HQ); the training paths (the speaker encoder's espeak voices, the
+acoustic model's d-vector pass) use :func:`resample` (scipy's polyphase filter), because the GPU machine they train
+on has no soxr. On the espeak corpus the two agree to 33 dB SNR (median of 40 clips; 25 dB at worst: they differ
+only in the 7-8 kHz transition band), their 40-band log-mels by 0.005 on average (features of std 3.5), and
+resample_poly's output is one sample longer (ceil instead of round).
 """
 
 from __future__ import annotations
@@ -23,14 +29,26 @@ SPEAKER_RATE = 16000
 WINDOW_FRAMES = 160  # 1.6 s of 10 ms frames
 
 
+def resample(audio: np.ndarray, rate: int, to: int = SPEAKER_RATE) -> np.ndarray:
+    """``(n,)`` float audio at ``rate`` -> ``(ceil(n * to / rate),)`` float32 at ``to`` (scipy.signal.resample_poly:
+    a Kaiser-windowed polyphase FIR, beta 5)."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(rate, to)
+    return resample_poly(np.asarray(audio, dtype=np.float32), to // g, rate // g).astype(np.float32)
+
+
 def speaker_features(audio16k: np.ndarray | torch.Tensor, n_mels: int = 40) -> torch.Tensor:
-    """``(n,)`` 16 kHz audio -> ``(frames, n_mels)`` log-mels (25 ms windows, 10 ms hop), per-utterance normalised."""
+    """``(..., n)`` 16 kHz audio -> ``(..., frames, n_mels)`` log-mels (25 ms windows, 10 ms hop), each utterance
+    normalised to zero mean per band."""
     from ..data.audio import mel_spectrogram
 
     x = torch.as_tensor(audio16k, dtype=torch.float32)
-    mel = mel_spectrogram(x, SPEAKER_RATE, 400, 160, n_mels, power=2.0)  # (n_mels, frames)
-    log = torch.log(mel.clamp(min=1e-6)).T  # (frames, n_mels)
-    return log - log.mean(0, keepdim=True)
+    mel = mel_spectrogram(x, SPEAKER_RATE, 400, 160, n_mels, power=2.0)  # (..., n_mels, frames)
+    log = torch.log(mel.clamp(min=1e-6)).transpose(-1, -2)  # (..., frames, n_mels)
+    return log - log.mean(-2, keepdim=True)
 
 
 def _windows(feats: torch.Tensor) -> torch.Tensor:
@@ -43,14 +61,18 @@ def _windows(feats: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def dvector(encoder: SpeakerEncoder, audio16k: np.ndarray) -> torch.Tensor:
-    """The unit d-vector ``(dim,)`` of an utterance: windows of 1.6 s, hop 0.8 s, embeddings averaged."""
-    e = encoder(_windows(speaker_features(audio16k, encoder.cfg.n_mels))).mean(0)
+    """The unit d-vector ``(dim,)`` (on the CPU) of an utterance: windows of 1.6 s, hop 0.8 s, embeddings averaged;
+    the encoder runs on its own device."""
+    device = next(encoder.parameters()).device
+    e = encoder(_windows(speaker_features(audio16k, encoder.cfg.n_mels)).to(device)).mean(0).cpu()
     return e / e.norm().clamp(min=1e-8)
 
 
 @torch.no_grad()
 def dvectors(encoder: SpeakerEncoder, clips: list[np.ndarray], batch: int = 256) -> torch.Tensor:
-    """:func:`dvector` of many 16 kHz clips ``(N, dim)``, full-length windows batched through the LSTM together."""
+    """:func:`dvector` of many 16 kHz clips ``(N, dim)``, full-length windows batched through the LSTM together (on
+    the encoder's device; the result on the CPU)."""
+    device = next(encoder.parameters()).device
     full, short = [], []  # (clip, window) of 160-frame windows; clips shorter than one window go alone
     for i, clip in enumerate(clips):
         w = _windows(speaker_features(clip, encoder.cfg.n_mels))
@@ -61,10 +83,10 @@ def dvectors(encoder: SpeakerEncoder, clips: list[np.ndarray], batch: int = 256)
         owner = torch.cat([torch.full((len(w),), i) for i, w in full])
         windows = torch.cat([w for _, w in full])  # (W, 160, n_mels)
         for s in range(0, len(windows), batch):
-            sums.index_add_(0, owner[s : s + batch], encoder(windows[s : s + batch]))
+            sums.index_add_(0, owner[s : s + batch], encoder(windows[s : s + batch].to(device)).cpu())
             counts.index_add_(0, owner[s : s + batch], torch.ones(len(windows[s : s + batch]), 1))
     for i, w in short:
-        sums[i], counts[i] = encoder(w)[0], 1.0
+        sums[i], counts[i] = encoder(w.to(device))[0].cpu(), 1.0
     e = sums / counts.clamp(min=1)
     return e / e.norm(dim=-1, keepdim=True).clamp(min=1e-8)
 
