@@ -3,12 +3,19 @@
 
     python benchmarks/lm_speed.py --model smollm2 --threads 2
     python benchmarks/lm_speed.py --model tiny --new-tokens 64 --prompt-tokens 128
+    python benchmarks/lm_speed.py --int4 --threads 1 --new-tokens 32 --prompt-tokens 128   # lm_speed_int4.json
 
 genlab: ``genlab.sampling.generate`` over ``TransformerLM.step`` with a preallocated :class:`KVCache`.
 HF: ``LlamaForCausalLM.generate(do_sample=False)`` with its dynamic cache, the same weights (SmolLM2's
 dequantised GGUF, or a random ``tiny`` preset). Both greedy outputs are checked equal in fp32. llama.cpp
 (``llama-cpp-python``) is not compared: it builds from source, with no wheel for this machine.
 Writes benchmarks/results/lm_speed.json.
+
+``--int4`` (SmolLM2 only; ``lm_int4.py``): genlab with the file's Q4_1 matrices kept 4-bit
+(``pipeline.load(weights="int4")``) against HF on the dequantised weights in fp32 and bf16 (HF has no Q4_1 kernel
+on CPU: its own GGUF loading dequantises too), timed in turn on the same prompts, with the int4 matvec floor, the
+kernel/dequantise crossover, greedy-token agreement with the fp32 reference and the held-out bits per character.
+Writes benchmarks/results/lm_speed_int4.json.
 """
 
 from __future__ import annotations
@@ -111,9 +118,17 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--prompt-tokens", type=int, default=256, help="prefill length")
     p.add_argument("--dtypes", default="float32,bfloat16")
-    p.add_argument("--name", default="lm_speed")
+    p.add_argument("--name", default=None, help="result file (default lm_speed, or lm_speed_int4 with --int4)")
+    p.add_argument("--int4", action="store_true", help="genlab's 4-bit weights against HF (SmolLM2)")
+    p.add_argument("--repeats", type=int, default=2, help="--int4: timed runs of each system, in turn")
+    p.add_argument("--quality-chars", type=int, default=20000, help="--int4: held-out characters scored (0: skip)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.int4:
+        from lm_int4 import run
+
+        print(write_result(args.name or "lm_speed_int4", run(args, hf_twin)))
+        return
     if args.model == "smollm2":
         lm = pipeline.load("smollm2")
         model, source = lm.model, lm.source
@@ -131,8 +146,9 @@ def main() -> None:
         hf.to(dtype)
         results[name] = compare(model, hf, prompt, args.new_tokens, long_prompt)
         print(name, results[name], flush=True)
-    print(write_result(args.name, {"model": source, "parameters": sum(p.numel() for p in model.parameters()),
-                                   "runs": "one timed run each, after one warm-up", "results": results}))
+    parameters = sum(p.numel() for p in model.parameters())
+    print(write_result(args.name or "lm_speed", {"model": source, "parameters": parameters,
+                                                 "runs": "one timed run each, after one warm-up", "results": results}))
 
 
 if __name__ == "__main__":

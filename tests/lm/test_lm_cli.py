@@ -64,6 +64,7 @@ def test_generate_streams_text_and_writes_provenance(lm_dir, tmp_path, capsys):
     (["generate", "text", "hi", "--model", "BAD.gguf"], "truncated GGUF"),
     (["generate", "text", "hi", "--model", "LM", "--json", "/proc/no/such.json"], "cannot write /proc/no/such.json"),
     (["chat", "--model", "LM"], "has no chat template"),
+    (["generate", "text", "hi", "--model", "LM", "--weights", "int4"], "--weights int4 .* is not a GGUF model"),
     (["convert", "--from", "hf-gpt2", "HF", "--out", "OUT"], "model_type is 'llama', expected 'gpt2'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, lm_dir, tmp_path, capsys):

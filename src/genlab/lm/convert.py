@@ -10,7 +10,8 @@ read, and :func:`genlab.checkpoint.load_weights_strict` refuses names or shapes 
 - GGUF: llama.cpp's ``convert_hf_to_gguf.py`` permutes the rows of the query and key projections of every head
   from the half-split rotary layout (HF, genlab) to the interleaved one (pairs of adjacent channels);
   :func:`unpermute_rope` undoes it. The tokenizer (``tokenizer.ggml.*``) and chat template travel in the file's
-  metadata and become a :class:`BPEText` and a string.
+  metadata and become a :class:`BPEText` and a string. :func:`gguf_int4_layers` reads the file's Q4_1 matrices
+  as they are stored, as ``genlab.nn.int4`` layers for the 4-bit inference path (``pipeline.load(weights="int4")``).
 """
 
 from __future__ import annotations
@@ -252,3 +253,28 @@ def from_gguf(path: str | os.PathLike) -> tuple[LMConfig, dict[str, torch.Tensor
             "bos_token": special("tokenizer.ggml.bos_token_id"), "eos_token": special("tokenizer.ggml.eos_token_id"),
             "tensor_types": sorted({f.type_name(t) for t in names.values()})}
     return cfg, state, tokenizer, info
+
+
+def gguf_int4_layers(path: str | os.PathLike, cfg: LMConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every Q4_1 weight matrix of a Llama GGUF as an :class:`~genlab.nn.int4.Int4Linear` named by the genlab module
+    it replaces (``blocks.0.attn.query``, ...), with the rotary rows of queries and keys unpermuted like the float
+    weights; and ``{genlab name: ggml type}`` of the matrices that stay float (other types, e.g. SmolLM2's Q8_0
+    token embedding, which is also its tied output head: its lookup needs float rows)."""
+    from ..nn.int4 import Int4Linear
+    from .gguf import GGUFFile
+
+    f = GGUFFile(path)
+    layers, kept = {}, {}
+    for ours, theirs in gguf_names(cfg).items():
+        if len(f.tensors[theirs].shape) != 2:
+            continue  # norms
+        if ours == "token_embedding.weight" or f.type_name(theirs) != "Q4_1":
+            kept[ours] = f.type_name(theirs)
+            continue
+        codes, d, m = (torch.from_numpy(a) for a in f.q4_1(theirs))  # (out, in), (out, in / 32) twice
+        if theirs.endswith(("attn_q.weight", "attn_k.weight")):  # the rows move; the groups along a row do not
+            heads = cfg.n_head if theirs.endswith("attn_q.weight") else cfg.n_kv_head
+            codes, d, m = (unpermute_rope(t, heads) for t in (codes, d, m))
+        layers[ours.removesuffix(".weight")] = Int4Linear.from_q4_1(codes.contiguous(), d.contiguous(),
+                                                                    m.contiguous())
+    return layers, kept

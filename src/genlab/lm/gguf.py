@@ -133,6 +133,25 @@ class GGUFFile:
         out = dequantize(rows, GGMLQuantizationType(info.ggml_type)).reshape(info.shape)
         return np.array(out, dtype=np.float32)  # a copy: F32 tensors are views of the read-only map
 
+    def q4_1(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A Q4_1 tensor's blocks as stored, without dequantising: ``codes`` ``(out, in)`` uint8 in 0..15, ``d`` and
+        ``m`` ``(out, in / 32)`` float32 (exact: they are stored as float16), with ``w = d * q + m`` per block.
+
+        A Q4_1 block (ggml's ``block_q4_1``) is 20 bytes for 32 weights: ``d`` and ``m`` (float16), then 16 bytes
+        whose low nibbles are weights 0..15 and high nibbles weights 16..31."""
+        from gguf import GGMLQuantizationType
+
+        info = self.tensors[name]
+        if info.ggml_type != GGMLQuantizationType.Q4_1 or len(info.shape) != 2:
+            raise GenlabError(f"{self.path}: tensor {name} is {self.type_name(name)} {info.shape}, not a Q4_1 matrix")
+        out, cols = info.shape
+        raw = self._data[info.offset : info.offset + info.nbytes].reshape(out, cols // 32, 20)  # (out, blocks, bytes)
+        d = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)  # (out, blocks)
+        m = raw[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)  # (out, blocks)
+        nibbles = raw[..., 4:]  # (out, blocks, 16)
+        codes = np.concatenate([nibbles & 15, nibbles >> 4], axis=-1).reshape(out, cols)  # (out, in)
+        return codes, d, m
+
     def type_name(self, name: str) -> str:
         from gguf import GGMLQuantizationType
 

