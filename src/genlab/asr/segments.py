@@ -189,7 +189,10 @@ def window_segments(
         # Whisper's own timestamps are too loose to tell which packed utterance a segment belongs to:
         # align the tokens to the audio and cut the segments where the utterance changes.
         new, next_frame, alone = split_at_pieces(model, tok, result, new, features, win, next_frame, audio_kv)
-    if options.word_timestamps and new:
+    # With a gate the words are timed whether or not they were asked for: the rules below drop words the gate did
+    # not hear and segments the model doubts, and pull segment bounds in to their words, so the transcript does
+    # not depend on --word-timestamps (the words leave the segments as they are emitted, if not asked for).
+    if (options.word_timestamps or speech is not None) and new:
         pieces = [win.piece_at((s.start + s.end) / 2 * FRAMES_PER_SECOND) for s in new]
         add_word_timestamps(model, tok, new, features, options, win.frames, 0.0, audio_kv=audio_kv,
                             last_speech=last_speech - win.pieces[0][0] / FRAMES_PER_SECOND)

@@ -265,6 +265,8 @@ class LongForm:
     def transcribe(self, on_segment, progress: bool) -> TranscriptionResult:
         def emit(s: Segment) -> None:
             s.id = len(self.segments)
+            if not self.options.word_timestamps:
+                s.words = []  # timed for the gate's rules (segments.window_segments), not asked for
             self.segments.append(s)
             if on_segment is not None:
                 on_segment(s)
