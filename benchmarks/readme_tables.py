@@ -352,15 +352,27 @@ def _video_row(label: str, length: str, b: dict, permanence=None, seconds=None) 
             f"{_fmt(seconds, 2)} |")
 
 
+VIDEO_EXTRA = ("video_eval_32",)  # later runs at other lengths (same models, n, sampler and seed): rows appended
+
+
 def video_eval() -> list[str]:
     r = _load("video_eval")
     if r is None:
         return []
+    commands = [r["command"]]
+    for name in VIDEO_EXTRA:
+        extra = _load(name)
+        if extra is None:
+            continue
+        commands.append(extra["command"])
+        for role, m in extra["models"].items():
+            r["models"][role]["by_length"] |= m["by_length"]
     sp, joint = r["speed"], r["models"]["joint"]
     fg = next(iter(joint["by_length"].values()))["blobs"]["foreground_on_rendered"]
     out = ["### Video diffusion: coherence of generated clips against rendered ones", "",
            f"n = {joint['n']} clips per model and length, {joint['sampler']} {joint['steps']} steps, seed "
-           f"{joint['seed']}; command: `{r['command']}`. All columns but permanence are measured without the sprite "
+           f"{joint['seed']}; commands: {', '.join(f'`{c}`' for c in commands)}. All columns but permanence are "
+           "measured without the sprite "
            "detector (`genlab.video.blobs`: the bar's position, colour blobs, tracks linked by the Hungarian method). "
            "Rendered clips are the ceiling (objects hide behind the bar or touch and merge, so not perfect); the same "
            "clips with their frames shuffled in time, and with every frame from another clip, are floors. Through the "
@@ -397,7 +409,7 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "latent_eval_vae": latent_eval_vae, "latent_eval_text": latent_eval_text,
             "latent_eval_diversity": lambda: [],  # its table is part of latent_eval_text's section
             "latent_eval_curve": latent_eval_curve, "gan_eval": gan_eval,
-            "video_eval": video_eval,
+            "video_eval": video_eval, **{name: lambda: [] for name in VIDEO_EXTRA},  # in video_eval's table
             "speech_asr": speech_asr}
 EXTRA_SECTIONS: list = []  # (names, fn) pairs added by other families' table writers
 
