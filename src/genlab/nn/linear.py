@@ -23,6 +23,10 @@ and value projection) read as one. It takes the copies only where they are exact
 autograd (:func:`inference_path`: fp32 weights and inputs on CPU, no autocast, no gradient); anything else
 (training, bf16, CUDA) computes the plain product. :func:`packed_linear` is the same for one ``nn.Linear`` and
 leaves other modules (int8-quantized ones have their own kernels) to their own forward.
+
+Under CPU bf16 autocast each call casts every weight to bf16 anew (the cast cache lives only as long as the autocast
+context); :func:`bound_linear` with ``dtype=torch.bfloat16`` reads a bf16 copy instead, packed for oneDNN where it
+has bf16 kernels: the product autocast computes (bf16 inputs, weights and bias, a bf16 result), without the cast.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def _onednn_available() -> bool:
 
 
 ONEDNN = _onednn_available()
+ONEDNN_BF16 = ONEDNN and bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
 
 
 def inference_path(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -103,6 +108,11 @@ class InferenceWeights:
                                   tuple(b.detach() if b is not None else None for b in biases))
             if layout == "stream":
                 self._copies[layout] = (weight.T.contiguous(), bias)
+            elif layout in ("bf16", "onednn-bf16"):
+                weight, bias = weight.to(torch.bfloat16), bias.to(torch.bfloat16) if bias is not None else None
+                if layout == "onednn-bf16":
+                    weight = torch.ops.mkldnn._reorder_linear_weight(weight, batch_size=PACK_ROWS)
+                self._copies[layout] = (weight, bias)
             else:
                 self._copies[layout] = (torch.ops.mkldnn._reorder_linear_weight(weight, batch_size=PACK_ROWS), bias)
         return self._copies[layout]
@@ -148,24 +158,31 @@ def packed_linears(layers: tuple[nn.Module, ...], x: torch.Tensor) -> tuple[torc
     return y.split([la.weight.shape[0] for la in layers], dim=-1)
 
 
-def bound_linear(layers: tuple[nn.Module, ...], rows: int):
+def bound_linear(layers: tuple[nn.Module, ...], rows: int, dtype: torch.dtype = torch.float32):
     """A function ``(rows, in) -> (rows, sum of outs)`` computing :func:`packed_linears` of ``layers`` (stacked)
     with the same kernel, bound once to the copies for that row count, so that a decoding loop whose weights do not
     change pays no check per call (Whisper base decodes a greedy token in 17.0 ms this way against 19.1 ms through
-    the modules, ``decoder_linear_2threads.json``). Call it only where :func:`inference_path` holds. Modules that
-    are not plain ``nn.Linear`` (int8) run their own forward."""
+    the modules, ``decoder_linear_2threads.json``). Call it only where :func:`inference_path` holds, or, with
+    ``dtype=torch.bfloat16``, under CPU bf16 autocast without gradient (the product then takes any input dtype and
+    gives bf16). Modules that are not plain ``nn.Linear`` (int8) run their own forward."""
     if not all(type(layer) is nn.Linear for layer in layers):
         if len(layers) == 1:
             return layers[0]
         return lambda x: torch.cat([layer(x) for layer in layers], dim=-1)
     weights, biases = tuple(la.weight for la in layers), tuple(la.bias for la in layers)
-    return bound_product(weights, biases, _copies_of(layers[0], len(layers)), rows)
+    return bound_product(weights, biases, _copies_of(layers[0], len(layers)), rows, dtype)
 
 
 def bound_product(
-    weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...], copies: InferenceWeights, rows: int
+    weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...], copies: InferenceWeights, rows: int,
+    dtype: torch.dtype = torch.float32,
 ):
     """:func:`bound_linear` for weights and biases given as tensors, with the copies kept in ``copies``."""
+    if dtype == torch.bfloat16:
+        weight, bias = copies.get("onednn-bf16" if ONEDNN_BF16 else "bf16", weights, biases)
+        if ONEDNN_BF16:
+            return lambda x: torch.ops.mkldnn._linear_pointwise(x.to(dtype), weight, bias, "none", [], "")
+        return lambda x: F.linear(x.to(dtype), weight, bias)
     if rows > STREAM_ROWS and not ONEDNN:  # no oneDNN in this torch build: the default kernel
         weight, bias = _stack(weights, biases)
         return lambda x: F.linear(x, weight, bias)
