@@ -22,6 +22,7 @@ from genlab import sampling
 from genlab.lm import pipeline
 from genlab.lm.evaluate import heldout_report
 from genlab.nn.int4 import Int4Linear, _kernel
+from genlab.nn.int8 import Int8Linear
 
 CHAT = ["What is the capital of France?", "Write a haiku about the sea.", "How do plants make food?",
         "Give me three tips for sleeping well.", "What is 12 times 7?"]
@@ -47,20 +48,21 @@ def in_turn(fns: dict, repeats: int) -> dict:
 
 @torch.no_grad()
 def int4_floor(model, repeats: int = 5) -> dict:
-    """One bf16 row through every 4-bit layer and the (bf16) head, nothing else: best of ``repeats``."""
+    """One bf16 row through every 4-bit layer and the head (int8 or bf16), nothing else: best of ``repeats``."""
     layers = [m for m in model.modules() if isinstance(m, Int4Linear)]
-    head = model.token_embedding.weight if model.head is None else model.head.weight
-    x = {n: torch.randn(1, n, dtype=torch.bfloat16) for n in {la.in_features for la in layers} | {head.shape[1]}}
+    dim = model.cfg.dim
+    x = {n: torch.randn(1, n, dtype=torch.bfloat16) for n in {la.in_features for la in layers} | {dim}}
     best_layers = best_head = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         for la in layers:
             la(x[la.in_features])
         t1 = time.perf_counter()
-        torch.nn.functional.linear(x[head.shape[1]], head.to(torch.bfloat16))
+        model.logits(x[dim])
         best_layers, best_head = min(best_layers, t1 - t0), min(best_head, time.perf_counter() - t1)
+    head = "int8" if isinstance(model.head, Int8Linear) else str(model.token_embedding.weight.dtype)
     return {"seconds": best_layers + best_head, "int4_layers_s": best_layers, "head_s": best_head,
-            "int4_layers": len(layers), "head_dtype": str(head.dtype).removeprefix("torch."),
+            "int4_layers": len(layers), "head": head.removeprefix("torch."),
             "floor_tokens_per_s": 1 / (best_layers + best_head)}
 
 
@@ -176,6 +178,7 @@ def run(args, hf_twin) -> dict:
               "hf_note": "HF has no Q4_1 kernel on CPU (its GGUF loading dequantises too): it runs the dequantised "
                          "weights, the same numbers genlab's float path runs",
               "int4": {"layers": lm4.meta["int4_layers"], "float_matrices": lm4.meta["float_matrices"],
+                       "int8_head": lm4.meta.get("int8_head"),
                        "activations": "bfloat16", "scales": "bfloat16 (Q4_1 stores float16)"},
               "speed": results, "matvec_floor_int4": int4_floor(lm4.model), "crossover": crossover(layer),
               "agreement_with_float32": agreement({"float32": ref.model, "bfloat16": bf16.model, "int4": lm4.model},

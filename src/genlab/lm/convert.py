@@ -278,3 +278,18 @@ def gguf_int4_layers(path: str | os.PathLike, cfg: LMConfig) -> tuple[dict[str, 
         layers[ours.removesuffix(".weight")] = Int4Linear.from_q4_1(codes.contiguous(), d.contiguous(),
                                                                     m.contiguous())
     return layers, kept
+
+
+def gguf_int8_head(path: str | os.PathLike, cfg: LMConfig) -> tuple[Any, str] | None:
+    """The output head of a GGUF stored as Q8_0 (SmolLM2's tied token embedding) as an
+    :class:`~genlab.nn.int8.Int8Linear` (one scale per row instead of one per 32 weights), with the name of the
+    tensor it came from; None for other types (the head then stays float)."""
+    from ..nn.int8 import Int8Linear
+    from .gguf import GGUFFile
+
+    f = GGUFFile(path)
+    name = gguf_names(cfg)["token_embedding.weight" if cfg.tie_embeddings else "head.weight"]
+    if f.type_name(name) != "Q8_0":
+        return None
+    codes, d = (torch.from_numpy(a) for a in f.q8_0(name))
+    return Int8Linear.from_q8_0(codes, d), name

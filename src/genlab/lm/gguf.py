@@ -152,6 +152,21 @@ class GGUFFile:
         codes = np.concatenate([nibbles & 15, nibbles >> 4], axis=-1).reshape(out, cols)  # (out, in)
         return codes, d, m
 
+    def q8_0(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A Q8_0 tensor's blocks as stored: ``codes`` ``(out, in)`` int8 and ``d`` ``(out, in / 32)`` float32 (stored
+        as float16), ``w = d * q`` per block. A Q8_0 block (ggml's ``block_q8_0``) is 34 bytes: ``d``, then 32
+        int8 weights."""
+        from gguf import GGMLQuantizationType
+
+        info = self.tensors[name]
+        if info.ggml_type != GGMLQuantizationType.Q8_0 or len(info.shape) != 2:
+            raise GenlabError(f"{self.path}: tensor {name} is {self.type_name(name)} {info.shape}, not a Q8_0 matrix")
+        out, cols = info.shape
+        raw = self._data[info.offset : info.offset + info.nbytes].reshape(out, cols // 32, 34)  # (out, blocks, bytes)
+        d = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)  # (out, blocks)
+        codes = raw[..., 2:].copy().view(np.int8).reshape(out, cols)  # (out, in)
+        return codes, d
+
     def type_name(self, name: str) -> str:
         from gguf import GGMLQuantizationType
 

@@ -133,7 +133,7 @@ class TransformerLM(nn.Module):
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """``(..., dim)`` hidden states -> ``(..., vocab_size)`` logits."""
-        return F.linear(h, self.token_embedding.weight if self.head is None else self.head.weight)
+        return F.linear(h, self.token_embedding.weight) if self.head is None else self.head(h)
 
     def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         return self.logits(self.hidden(tokens, cache))  # (B, T, V)

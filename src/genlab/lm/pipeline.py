@@ -116,7 +116,9 @@ def load(name_or_path: str, dtype: str | None = None, device: str = "cpu", use_e
 
     ``weights="float"``: every weight dequantised to ``dtype`` (default float32): the published numbers exactly.
     ``weights="int4"`` (GGUF only): the file's Q4_1 matrices stay 4-bit (:func:`genlab.nn.int4.swap_linears`; their
-    scales round to bfloat16), the rest is ``dtype`` (default bfloat16, the int4 kernel's activations)."""
+    scales round to bfloat16) and a Q8_0 output head becomes an 8-bit one with one scale per row
+    (:func:`~genlab.lm.convert.gguf_int8_head`); the rest is ``dtype`` (default bfloat16, the kernels'
+    activations)."""
     if weights not in WEIGHTS:
         raise GenlabError(f"unknown weights {weights!r}: choose one of {', '.join(WEIGHTS)}")
     dtype = dtype or ("bfloat16" if weights == "int4" else "float32")
@@ -138,11 +140,15 @@ def load(name_or_path: str, dtype: str | None = None, device: str = "cpu", use_e
     model = cast(build(cfg.model, state, source), DTYPES[dtype]).to(device)
     if weights == "int4":
         from ..nn.int4 import swap_linears
-        from .convert import gguf_int4_layers
+        from .convert import gguf_int4_layers, gguf_int8_head
 
         layers, kept = gguf_int4_layers(path, cfg.model)
         swap_linears(model, layers)
         meta = {**meta, "weights": "int4", "int4_layers": len(layers), "float_matrices": kept}
+        head = gguf_int8_head(path, cfg.model)
+        if head is not None:  # the logits read it (TransformerLM.logits); a tied embedding's lookup stays float
+            model.head = head[0].to(device)
+            meta["int8_head"] = f"{head[1]} (Q8_0 as int8 with one scale per row)"
     return TextLM(model, alphabet, cfg, source, weights_hash(state), meta)
 
 

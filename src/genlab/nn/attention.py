@@ -75,13 +75,24 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (Dh/2,)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self._last: tuple = (None, None, None)  # every layer's queries and keys of one step share the angles
+
+    def angles(self, offset: int, T: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """``cos`` and ``sin`` ``(T, Dh/2)`` of positions ``offset .. offset + T - 1``; at inference kept for the
+        next call (the other layers of the same step), in training and under ``torch.compile`` made each time."""
+        key = (offset, T, dtype, device)
+        if self._last[0] == key:
+            return self._last[1], self._last[2]
+        pos = torch.arange(offset, offset + T, dtype=torch.float32, device=device)
+        angles = pos[:, None] * self.inv_freq[None, :]  # (T, Dh/2)
+        cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)
+        if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            self._last = (key, cos, sin)
+        return cos, sin
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """Rotate ``(B, H, T, Dh)`` queries or keys standing at positions ``offset .. offset + T - 1``."""
-        T = x.shape[2]
-        pos = torch.arange(offset, offset + T, dtype=torch.float32, device=x.device)
-        angles = pos[:, None] * self.inv_freq[None, :]  # (T, Dh/2)
-        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        cos, sin = self.angles(offset, x.shape[2], x.dtype, x.device)
         x1, x2 = x.chunk(2, dim=-1)  # (B, H, T, Dh/2) each
         return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
