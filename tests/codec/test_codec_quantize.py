@@ -30,7 +30,7 @@ def test_commitment_and_codebook_losses():
     vq = VectorQuantizer(3, 6, ema_decay=None, commitment=0.25, kmeans_init=False).train()
     z = torch.randn(4, 3, requires_grad=True)  # (B, D): no spatial axes
     out = vq(z)
-    q = vq.embed.detach()[out.codes]
+    q = out.z_q.detach()  # the codes' vectors as they quantised z (dead codes restart after, for the next batch)
     gap = ((z.detach() - q) ** 2).mean()
     assert torch.allclose(out.loss, 1.25 * gap)  # beta ||z - sg(e)||^2 + ||sg(z) - e||^2, equal in value
     out.loss.backward()
@@ -156,3 +156,18 @@ def test_codebook_statistics_stay_float32_under_bf16_autocast():
     counts = torch.bincount(out.codes, minlength=2).float()
     assert out.z_q.dtype == torch.float32
     assert torch.allclose(vq.cluster_size, 0.01 * counts, rtol=1e-6)
+
+
+def test_a_batch_is_not_quantised_by_codes_restarted_at_its_own_vectors():
+    """The bundled codec's shape of the problem: 1,024 codes, a batch of 400 frames. Restarting dead codes at the
+    batch's vectors before quantising it gave every training vector an exact copy in the codebook: zero error in
+    training, no bottleneck, and the residual levels after it learned from zeros (all-zero codebooks)."""
+    torch.manual_seed(6)
+    rvq = ResidualVQ(16, 3, 1024, ema_decay=0.99, kmeans_iters=2, quantizer_dropout=False).train()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        z = torch.randn(8, 16, 50)  # (B, D, T): fresh vectors every step
+        out = rvq(z, generator=g)
+    assert ((out.z_q.detach() - z) ** 2).mean() > 0.01  # a fresh batch is quantised with error
+    # every level now holds codes learned from non-zero residuals
+    assert all(layer.embed.norm(dim=1).max() > 0.1 for layer in rvq.layers)

@@ -149,7 +149,8 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, z: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None) -> Quantized:
         """Quantise ``z`` ``(B, D, *S)``. In training mode also update the codebook from the vectors where
-        ``mask`` ``(B, *S)`` is true (all of them by default): k-means at the first call, EMA, dead-code restarts.
+        ``mask`` ``(B, *S)`` is true (all of them by default): k-means at the first call, EMA, then dead-code restarts
+        (for the next batch).
         Distances, counts and sums are float32 even under autocast (bf16 cannot count past 256).
         """
         with torch.autocast(z.device.type, enabled=False):
@@ -159,10 +160,8 @@ class VectorQuantizer(nn.Module):
         flat = z.movedim(1, -1).reshape(-1, self.dim)  # (N, D)
         keep = None if mask is None else mask.reshape(-1)  # (N,)
         used = flat.detach() if keep is None else flat.detach()[keep]
-        if self.training:
-            if not self.inited.item():
-                self._kmeans_init(used, generator)
-            self._restart_dead_codes(used, generator)
+        if self.training and not self.inited.item():
+            self._kmeans_init(used, generator)
         codes = self.nearest(flat.detach())  # (N,)
         q = F.embedding(codes, self.embed)  # (N, D)
         onehot = F.one_hot(codes if keep is None else codes[keep], self.codebook_size).to(flat.dtype)  # (n, K)
@@ -170,6 +169,11 @@ class VectorQuantizer(nn.Module):
             self._ema_update(used, onehot)
         elif self.training:
             self._count(onehot)
+        if self.training:
+            # After this batch is quantised, as EnCodec's ``expire_codes_``: codes restarted at the batch's own
+            # vectors before it would quantise those vectors exactly, and a codebook whose dead codes outnumber the
+            # batch (1,024 codes, 400 frames) would pass its input through untouched in training only.
+            self._restart_dead_codes(used, generator)
         loss = self.commitment * _masked_mse(flat, q.detach(), keep)  # beta ||z - sg(e)||^2
         if self.ema_decay is None:
             loss = loss + _masked_mse(q, flat.detach(), keep)  # ||sg(z) - e||^2
