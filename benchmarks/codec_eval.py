@@ -113,6 +113,8 @@ def wer_table(systems: dict, n: int, seed: int, sr: int) -> dict:
             if text.strip() and "[" not in text:
                 texts[key.strip()] = text.strip()
     paths = sorted(p for p in Path(ASTERISK_IT).rglob("*.wav") if str(p.relative_to(ASTERISK_IT))[:-4] in texts)
+    # silence/*.wav are "(N secondi di silenzio)": a description, not words, and silence/10.wav reads as 0 samples
+    paths = [p for p in paths if not texts[str(p.relative_to(ASTERISK_IT))[:-4]].startswith("(")]
     rng = np.random.default_rng(seed)
     paths = [paths[i] for i in sorted(rng.choice(len(paths), size=min(n, len(paths)), replace=False))]
     refs = [texts[str(p.relative_to(ASTERISK_IT))[:-4]] for p in paths]
