@@ -139,35 +139,36 @@ class GGUFFile:
 
         A Q4_1 block (ggml's ``block_q4_1``) is 20 bytes for 32 weights: ``d`` and ``m`` (float16), then 16 bytes
         whose low nibbles are weights 0..15 and high nibbles weights 16..31."""
-        from gguf import GGMLQuantizationType
-
-        info = self.tensors[name]
-        if info.ggml_type != GGMLQuantizationType.Q4_1 or len(info.shape) != 2:
-            raise GenlabError(f"{self.path}: tensor {name} is {self.type_name(name)} {info.shape}, not a Q4_1 matrix")
-        out, cols = info.shape
-        raw = self._data[info.offset : info.offset + info.nbytes].reshape(out, cols // 32, 20)  # (out, blocks, bytes)
-        d = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)  # (out, blocks)
-        m = raw[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)  # (out, blocks)
+        raw = self._blocks(name, "Q4_1", 20)  # (out, blocks, bytes)
         nibbles = raw[..., 4:]  # (out, blocks, 16)
-        codes = np.concatenate([nibbles & 15, nibbles >> 4], axis=-1).reshape(out, cols)  # (out, in)
-        return codes, d, m
+        codes = np.concatenate([nibbles & 15, nibbles >> 4], axis=-1).reshape(self.tensors[name].shape)  # (out, in)
+        return codes, _half(raw, 0), _half(raw, 2)
 
     def q8_0(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """A Q8_0 tensor's blocks as stored: ``codes`` ``(out, in)`` int8 and ``d`` ``(out, in / 32)`` float32 (stored
         as float16), ``w = d * q`` per block. A Q8_0 block (ggml's ``block_q8_0``) is 34 bytes: ``d``, then 32
         int8 weights."""
+        raw = self._blocks(name, "Q8_0", 34)  # (out, blocks, bytes)
+        codes = raw[..., 2:].copy().view(np.int8).reshape(self.tensors[name].shape)  # (out, in)
+        return codes, _half(raw, 0)
+
+    def _blocks(self, name: str, kind: str, block_bytes: int) -> np.ndarray:
+        """A ``kind`` matrix's raw blocks of 32 weights, ``(out, in / 32, block_bytes)`` uint8, or one line refusing
+        a tensor of another type or shape."""
         from gguf import GGMLQuantizationType
 
         info = self.tensors[name]
-        if info.ggml_type != GGMLQuantizationType.Q8_0 or len(info.shape) != 2:
-            raise GenlabError(f"{self.path}: tensor {name} is {self.type_name(name)} {info.shape}, not a Q8_0 matrix")
+        if info.ggml_type != GGMLQuantizationType[kind] or len(info.shape) != 2:
+            raise GenlabError(f"{self.path}: tensor {name} is {self.type_name(name)} {info.shape}, not a {kind} matrix")
         out, cols = info.shape
-        raw = self._data[info.offset : info.offset + info.nbytes].reshape(out, cols // 32, 34)  # (out, blocks, bytes)
-        d = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)  # (out, blocks)
-        codes = raw[..., 2:].copy().view(np.int8).reshape(out, cols)  # (out, in)
-        return codes, d
+        return self._data[info.offset : info.offset + info.nbytes].reshape(out, cols // 32, block_bytes)
 
     def type_name(self, name: str) -> str:
         from gguf import GGMLQuantizationType
 
         return GGMLQuantizationType(self.tensors[name].ggml_type).name
+
+
+def _half(raw: np.ndarray, at: int) -> np.ndarray:
+    """The float16 stored at byte ``at`` of each block of ``raw`` ``(out, blocks, bytes)``, as float32 (exact)."""
+    return raw[..., at : at + 2].copy().view(np.float16)[..., 0].astype(np.float32)  # (out, blocks)
