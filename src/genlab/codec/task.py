@@ -188,8 +188,9 @@ class CodecTask:
             terms["feature"] = feature_matching_loss([f for _, f in real], [f for _, f in fake])
             self._fakes.append((x, x_hat.detach()))
         loss = sum(getattr(w, name) * value for name, value in terms.items())
-        metrics = {"loss": loss.item(), **{k: v.item() for k, v in terms.items()},
-                   "perplexity": q.perplexity.mean().item()}
+        # The time-domain term is logged as "l1": the trainer's log line has its own "time" (seconds elapsed).
+        metrics = {"loss": loss.item(), **{("l1" if k == "time" else k): v.item() for k, v in terms.items()},
+                   "perplexity": _mean_used(q.perplexity)}
         return loss, metrics
 
     def _disc_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -244,6 +245,13 @@ class CodecTask:
                 f.setsampwidth(2)
                 f.setframerate(self.cfg.codec.sample_rate)
                 f.writeframes(pcm.astype("<i2").tobytes())
+
+
+def _mean_used(perplexity: torch.Tensor) -> float:
+    """The mean perplexity over the levels some example of the batch used (quantizer dropout leaves a level with no
+    vectors at 0, which would drag the mean below 1, the least a used codebook can have)."""
+    used = perplexity[perplexity > 0]
+    return used.mean().item() if len(used) else 0.0
 
 
 def _codec(module: nn.Module) -> Codec:
