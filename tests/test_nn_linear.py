@@ -82,3 +82,30 @@ def test_copies_pack_their_own_weights():
         x = torch.randn(3, 32)
         torch.testing.assert_close(packing.packed_linear(twin[0], x), twin[0](x), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(packing.packed_linear(model[0], x), model[0](x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(not packing.MKL, reason="this torch build has no MKL packed product")
+def test_exact_rows_pack_on_the_second_sighting_and_keep_two_row_counts():
+    torch.manual_seed(0)
+    layers = (nn.Linear(64, 32), nn.Linear(64, 48))
+    def kept():
+        return packing._copies_of(layers[0], 2)._copies
+
+    with torch.no_grad():
+        for rows, packed in ((40, []), (40, ["mkl-40"]), (40, ["mkl-40"]), (50, ["mkl-40"]), (40, ["mkl-40"]),
+                             (50, ["mkl-40"]), (50, ["mkl-40", "mkl-50"]), (60, ["mkl-40", "mkl-50"]),
+                             (60, ["mkl-50", "mkl-60"])):
+            x = torch.randn(rows, 64)
+            y = packing.bound_linear(layers, rows, exact_rows=True)(x)
+            want = torch.cat([F.linear(x, la.weight, la.bias) for la in layers], dim=-1)
+            torch.testing.assert_close(y, want, atol=1e-5, rtol=1e-5)
+            assert sorted(k for k in kept() if k.startswith("mkl-")) == packed, rows
+        # Below MKL_ROWS, or without exact_rows, nothing is packed by MKL; a changed weight drops the copies.
+        packing.bound_linear(layers, 8, exact_rows=True)(torch.randn(8, 64))
+        packing.bound_linear(layers, 8, exact_rows=True)(torch.randn(8, 64))
+        assert "mkl-8" not in kept()
+        layers[0].weight.add_(1.0)
+        x = torch.randn(60, 64)
+        y = packing.bound_linear(layers, 60, exact_rows=True)(x)
+        torch.testing.assert_close(y[:, :32], F.linear(x, layers[0].weight, layers[0].bias), atol=1e-5, rtol=1e-5)
+        assert not [k for k in kept() if k.startswith("mkl-")]

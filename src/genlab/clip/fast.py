@@ -5,8 +5,9 @@ compute, in fp32 or under CPU bf16 autocast, with less work around the same arit
 in another order than the default kernel: the embeddings differ from the model's by about 1e-6 of their size;
 ``python benchmarks/clip_speed.py``, ``benchmarks/results/clip_speed.json``):
 
-- every product reads a copy of its weights laid out for oneDNN (:func:`genlab.nn.linear.bound_linear`), and
-  under bf16 autocast a bf16 copy, not one cast anew at every call; query, key and value are one product;
+- every product reads a copy of its weights laid out for oneDNN, or packed by MKL for its row count once that
+  count repeats (:func:`genlab.nn.linear.bound_linear`), and under bf16 autocast a bf16 copy, not one cast anew
+  at every call; query, key and value are one product; the pooled row's products read the one-row copy;
 - the patch embedding, a convolution whose stride is its kernel, is one product over the unfolded patches;
 - only the pooled position leaves the last block: its attention has one query row (the class token; the text's
   end-of-text token, seeing up to itself), and its output projection and MLP run on that row alone;
@@ -51,7 +52,7 @@ def _block(block: TransformerBlock, x: torch.Tensor, dtype: torch.dtype, causal:
     ``(B, C)``."""
     B, T, C = x.shape
     attn, H = block.attn, block.attn.n_head
-    qkv = bound_linear((attn.query, attn.key, attn.value), B * T, dtype)(block.attn_ln(x).view(B * T, C))
+    qkv = bound_linear((attn.query, attn.key, attn.value), B * T, dtype, True)(block.attn_ln(x).view(B * T, C))
     q, k, v = qkv.view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)  # (B, H, T, Dh) each
     mask = None
     if pooled is not None:
@@ -63,10 +64,10 @@ def _block(block: TransformerBlock, x: torch.Tensor, dtype: torch.dtype, causal:
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (B, H, T', Dh)
     Tq = y.shape[2]
     y = y.transpose(1, 2).reshape(B * Tq, C)  # (B * T', C)
-    x = x + bound_linear((attn.out,), B * T, dtype)(y).view(B, Tq, C)
+    x = x + bound_linear((attn.out,), B * Tq, dtype, True)(y).view(B, Tq, C)
     fc1, act, fc2 = block.mlp
-    h = _activation(act, bound_linear((fc1,), B * T, dtype)(block.mlp_ln(x).view(B * Tq, C)))  # (B * T', hidden)
-    x += bound_linear((fc2,), B * T, dtype)(h).view(B, Tq, C)
+    h = _activation(act, bound_linear((fc1,), B * Tq, dtype, True)(block.mlp_ln(x).view(B * Tq, C)))  # (B T', hid)
+    x += bound_linear((fc2,), B * Tq, dtype, True)(h).view(B, Tq, C)
     return x if pooled is None else x[:, 0]
 
 
@@ -84,7 +85,8 @@ def _patches(visual: VisionTransformer, pixels: torch.Tensor, dtype: torch.dtype
     patches = pixels.view(B, C, g, P, g, P).permute(0, 2, 4, 1, 3, 5).reshape(B * g * g, C * P * P)  # (B g g, C P P)
     weight = visual.patch_embed.weight.view(visual.cfg.width, C * P * P)  # the kernel as an (out, in) linear
     copies = visual.__dict__.setdefault("_patch_weights", InferenceWeights())  # a cache, not a parameter
-    return bound_product((weight,), (None,), copies, B * g * g, dtype)(patches).view(B, g * g, -1)  # (B, g*g, width)
+    product = bound_product((weight,), (None,), copies, B * g * g, dtype, exact_rows=True)
+    return product(patches).view(B, g * g, -1)  # (B, g*g, width)
 
 
 def image_features(visual: VisionTransformer, pixels: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,12 @@ autograd (:func:`inference_path`: fp32 weights and inputs on CPU, no autocast, n
 (training, bf16, CUDA) computes the plain product. :func:`packed_linear` is the same for one ``nn.Linear`` and
 leaves other modules (int8-quantized ones have their own kernels) to their own forward.
 
+A product whose row count repeats (a vision tower's patches, a batch of one size) may instead read MKL's copy packed
+for exactly that row count (``bound_product(..., exact_rows=True)``): CLIP ViT-B/32's image tower at batch 1 on one
+thread of that Xeon, 81 ms against 88 ms through oneDNN's copy (``clip_speed.json``). Packing takes as long as
+several products (8 ms for a 3072 x 768 matrix), so a row count is packed only the second time it is seen in a row
+(until then oneDNN's copy serves), and at most :data:`MKL_COPIES` row counts are kept per weight.
+
 Under CPU bf16 autocast each call casts every weight to bf16 anew (the cast cache lives only as long as the autocast
 context); :func:`bound_linear` with ``dtype=torch.bfloat16`` reads a bf16 copy instead, packed for oneDNN where it
 has bf16 kernels: the product autocast computes (bf16 inputs, weights and bias, a bf16 result), without the cast.
@@ -53,7 +59,21 @@ def _onednn_available() -> bool:
         return False
 
 
+def _mkl_available() -> bool:
+    """Whether this torch build has MKL's (internal) packed product and it agrees with ``F.linear`` on a probe."""
+    try:
+        weight, bias, x = torch.randn(8, 16), torch.randn(8), torch.randn(3, 16)
+        packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, 3)
+        y = torch.ops.mkl._mkl_linear(x, packed, weight, bias, 3)
+        return bool(torch.allclose(y, F.linear(x, weight, bias), atol=1e-5))
+    except (AttributeError, RuntimeError, TypeError):
+        return False
+
+
 ONEDNN = _onednn_available()
+MKL = _mkl_available()
+MKL_ROWS = 32  # from this many rows on, an exact_rows product may read MKL's copy packed for its row count
+MKL_COPIES = 2  # row counts kept packed per weight
 ONEDNN_BF16 = ONEDNN and bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
 
 
@@ -88,21 +108,44 @@ class InferenceWeights:
 
     def __init__(self):
         self._key: tuple | None = None
-        self._copies: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._copies: dict[str, tuple[torch.Tensor, ...]] = {}
+        self._last_rows: int | None = None  # the row count of the last exact_rows request (see :meth:`mkl`)
 
     def __deepcopy__(self, memo) -> InferenceWeights:
         return InferenceWeights()  # a copied model (an EMA, say) makes its own copies when it needs them
 
     def __getstate__(self) -> dict:
-        return {"_key": None, "_copies": {}}
+        return {"_key": None, "_copies": {}, "_last_rows": None}
 
-    def get(self, layout: str, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]):
+    def _check(self, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]) -> None:
+        """Drop every copy (and the row count seen last) when a weight's storage or version changed since."""
         key = tuple(
             (t.data_ptr(), -1 if t.is_inference() else t._version)  # inference tensors have no version
             for t in (*weights, *biases) if t is not None
         )
         if self._key != key:
-            self._copies, self._key = {}, key
+            self._copies, self._key, self._last_rows = {}, key, None
+
+    def mkl(self, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...], rows: int):
+        """``(packed, weight, bias)`` for MKL's product of exactly ``rows`` rows, or None where no copy for that
+        row count exists yet and this is its first request in a row (packing costs several products)."""
+        self._check(weights, biases)
+        layout = f"mkl-{rows}"
+        if layout not in self._copies:
+            seen, self._last_rows = self._last_rows == rows, rows
+            if not seen:
+                return None
+            packed = [k for k in self._copies if k.startswith("mkl-")]
+            for old in packed[: max(0, len(packed) - MKL_COPIES + 1)]:  # the oldest row counts make room
+                del self._copies[old]
+            weight, bias = _stack(tuple(w.detach() for w in weights),
+                                  tuple(b.detach() if b is not None else None for b in biases))
+            self._copies[layout] = (torch.ops.mkl._mkl_reorder_linear_weight(weight, rows), weight, bias)
+        self._last_rows = rows
+        return self._copies[layout]
+
+    def get(self, layout: str, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]):
+        self._check(weights, biases)
         if layout not in self._copies:
             weight, bias = _stack(tuple(w.detach() for w in weights),
                                   tuple(b.detach() if b is not None else None for b in biases))
@@ -158,26 +201,33 @@ def packed_linears(layers: tuple[nn.Module, ...], x: torch.Tensor) -> tuple[torc
     return y.split([la.weight.shape[0] for la in layers], dim=-1)
 
 
-def bound_linear(layers: tuple[nn.Module, ...], rows: int, dtype: torch.dtype = torch.float32):
+def bound_linear(layers: tuple[nn.Module, ...], rows: int, dtype: torch.dtype = torch.float32,
+                 exact_rows: bool = False):
     """A function ``(rows, in) -> (rows, sum of outs)`` computing :func:`packed_linears` of ``layers`` (stacked)
     with the same kernel, bound once to the copies for that row count, so that a decoding loop whose weights do not
     change pays no check per call (Whisper base decodes a greedy token in 17.0 ms this way against 19.1 ms through
     the modules, ``decoder_linear_2threads.json``). Call it only where :func:`inference_path` holds, or, with
     ``dtype=torch.bfloat16``, under CPU bf16 autocast without gradient (the product then takes any input dtype and
-    gives bf16). Modules that are not plain ``nn.Linear`` (int8) run their own forward."""
+    gives bf16). Modules that are not plain ``nn.Linear`` (int8) run their own forward. ``exact_rows``: the
+    function will be called with exactly ``rows`` rows (MKL's packed copy may serve it, see the module's notes)."""
     if not all(type(layer) is nn.Linear for layer in layers):
         if len(layers) == 1:
             return layers[0]
         return lambda x: torch.cat([layer(x) for layer in layers], dim=-1)
     weights, biases = tuple(la.weight for la in layers), tuple(la.bias for la in layers)
-    return bound_product(weights, biases, _copies_of(layers[0], len(layers)), rows, dtype)
+    return bound_product(weights, biases, _copies_of(layers[0], len(layers)), rows, dtype, exact_rows)
 
 
 def bound_product(
     weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...], copies: InferenceWeights, rows: int,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype = torch.float32, exact_rows: bool = False,
 ):
     """:func:`bound_linear` for weights and biases given as tensors, with the copies kept in ``copies``."""
+    if exact_rows and MKL and dtype == torch.float32 and rows >= MKL_ROWS:
+        copy = copies.mkl(weights, biases, rows)
+        if copy is not None:
+            packed, weight, bias = copy
+            return lambda x: torch.ops.mkl._mkl_linear(x, packed, weight, bias, rows)
     if dtype == torch.bfloat16:
         weight, bias = copies.get("onednn-bf16" if ONEDNN_BF16 else "bf16", weights, biases)
         if ONEDNN_BF16:
