@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # benchmark file (benchmarks/asr_speed.py) the last word ends 0.0-0.8 s before the speech in complete utterances,
 # and 2.1-2.4 s before it where int8 beam 5 jumped from "made still" to the next utterance.
 EARLY_END_SECONDS = 1.5
+WORD_SLACK_SECONDS = 0.3  # how far outside its words a segment's own timestamps may reach (hold_to_words)
 
 
 def word_anomaly(w: Word) -> float:
@@ -98,6 +99,20 @@ def token_pieces(times: np.ndarray, win: Window) -> list[int]:
     or a beep."""
     last = np.maximum(times[:-1], times[1:] - 1 / FRAMES_PER_SECOND) * FRAMES_PER_SECOND  # (n,) window frames
     return [win.piece_at(f) for f in last]
+
+
+def hold_to_words(segments: list[Segment], stamps: list[tuple[float, float]]) -> None:
+    """Bounds for segments whose words were timed only for the gate's rules: Whisper's own timestamps ``stamps``,
+    held to within WORD_SLACK_SECONDS outside their first and last word. Word timing sets a segment's bounds to
+    its words (openai-whisper's rule, kept when words are asked for), and the alignment ends a segment's last word
+    early: on three LibriVox utterances and jfk.flac (tests/asr/test_speed_paths.py) jfk's segment ended 0.63 s
+    before its speech. Whisper's timestamps can stretch far over what follows instead: 2 s into a bass note the
+    gate joined to an utterance (dev-ru-festvox, tests/asr/test_asr_longform.py)."""
+    for s, (start, end) in zip(segments, stamps):
+        if s.words:
+            first, last = s.words[0].start, s.words[-1].end
+            s.start = min(max(start, first - WORD_SLACK_SECONDS), first)
+            s.end = max(min(end, last + WORD_SLACK_SECONDS), last)
 
 
 def keep_in_pieces(segments: list[Segment], pieces: list[int], win: Window) -> None:
@@ -194,8 +209,11 @@ def window_segments(
     # not depend on --word-timestamps (the words leave the segments as they are emitted, if not asked for).
     if (options.word_timestamps or speech is not None) and new:
         pieces = [win.piece_at((s.start + s.end) / 2 * FRAMES_PER_SECOND) for s in new]
+        stamps = [(s.start, s.end) for s in new]
         add_word_timestamps(model, tok, new, features, options, win.frames, 0.0, audio_kv=audio_kv,
                             last_speech=last_speech - win.pieces[0][0] / FRAMES_PER_SECOND)
+        if not options.word_timestamps:
+            hold_to_words(new, stamps)
         if len(win.pieces) > 1:
             keep_in_pieces(new, pieces, win)
         # Seek to the end of the last word rather than of a segment that may have been cut off. With a gate, only
