@@ -40,4 +40,5 @@ def train_all(out: Path) -> dict[str, Trainer]:
 if __name__ == "__main__":
     train_all(Path(sys.argv[1]))
     if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # neither rank tears the group down while the other still writes or talks
         torch.distributed.destroy_process_group()

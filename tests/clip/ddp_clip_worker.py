@@ -70,4 +70,5 @@ if __name__ == "__main__":
         save_file(grads, str(out / "grads.safetensors"))
         save_file({k: v.contiguous() for k, v in task.model.state_dict().items()}, str(out / "final.safetensors"))
     if dist.is_initialized():
+        dist.barrier()  # neither rank tears the group down while the other still writes or talks
         dist.destroy_process_group()

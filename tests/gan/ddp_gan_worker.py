@@ -26,4 +26,5 @@ def train_and_save(out: Path, steps: int = 2) -> None:
 if __name__ == "__main__":
     train_and_save(Path(sys.argv[1]))
     if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # neither rank tears the group down while the other still writes or talks
         torch.distributed.destroy_process_group()
