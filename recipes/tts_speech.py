@@ -21,7 +21,10 @@ upsampling 8-8-2-2), speaker encoder 1.4M (3-layer LSTM 256). Time on 2 CPU core
 one thread while the machine's load average was ~5 (`STEP_SECONDS`): speaker 3.5 s x 6,000 steps, acoustic 9 s x
 10,000, vocoder 7 s x 20,000; on two idle threads expect roughly half: ~3 h + ~12 h + ~20 h. The vocoder is
 optional (without ``vocoder/`` the bundle uses Griffin-Lim), so an intelligible bundle needs speaker + acoustic.
-``smoke`` took 4 min 47 s on the loaded machine (most of it set-up).
+``smoke`` took 4 min 47 s on the loaded machine (most of it set-up). On the Intel Xeon (AMX) of later sessions,
+2 threads, a step took: speaker ~0.8 s, acoustic ~2.5 s in fp32 and ~1.5 s under bf16 autocast, vocoder ~1.45 s
+(measured there, 2026-12-04; the full run has not been made): ~1.3 h + ~7 h fp32 (~4.2 h if bf16 is checked
+against fp32 first) + ~8 h. The codec recipe holds those cores until it finishes: one training at a time.
 
 On a GPU machine (at most 64 MiB in, 10 minutes a call; scripts/gpu/train_tts.sh says how): the machine renders
 the espeak corpus itself from ``bash scripts/gpu/pack_tts.sh`` (the espeakng-loader wheel and the corpus's plan,
