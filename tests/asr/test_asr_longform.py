@@ -134,3 +134,34 @@ def test_a_stretch_decoded_again_alone_does_not_copy_the_text_before_it(base):
     utts = [(u["start"], u["end"]) for u in manifest["utterances"] if u["start"] < 147]
     r = base.transcribe(audio, language="en", beam_size=1, vad=True, word_timestamps=True)
     _check(r, utts)
+
+
+@needs_base
+def test_a_piece_a_packed_window_gave_no_text_is_decoded_alone_at_once(base, monkeypatch):
+    """dev-fr-june, its first 75 s, exactly as benchmarks/longform.py builds it. The first packed window gave the
+    sound at 16.7-18.7 s (the third of its seven pieces) no text; packed again from there, it gave it none again
+    (and moved on 0.01 s), so the utterances after it were decoded three times. Now the stretch is decoded again on
+    its own at once: no utterance lies in more than two windows."""
+    import sys
+
+    from genlab.asr import transcribe as longform_loop
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    longform = pytest.importorskip("longform")
+    _need(Path("/usr/share/asterisk/sounds/fr_CA_f_June"), longform.SONIC, longform.SOUNDFONT)
+    audio, manifest = longform.build("dev-fr-june")
+    audio = audio[: 75 * SR]
+    windows = []
+    accept = longform_loop.LongForm._accept
+
+    def record(self, wins, *args):
+        windows.extend([(a / 100, b / 100) for a, b in w.pieces] for w in wins)
+        return accept(self, wins, *args)
+
+    monkeypatch.setattr(longform_loop.LongForm, "_accept", record)
+    r = base.transcribe(audio, language="fr", beam_size=1, vad=True, word_timestamps=True)
+    utts = [(u["start"], u["end"]) for u in manifest["utterances"] if u["start"] < 75]
+    for a, b in utts:
+        holding = [w for w in windows if any(min(b, e) > max(a, s) for s, e in w)]
+        assert len(holding) <= 2, (a, b, windows)
+    _check(r, utts)
