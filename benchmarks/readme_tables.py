@@ -407,6 +407,7 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "asr_speed_epyc": lambda: asr_speed("asr_speed_epyc", "2 threads, AMD EPYC"),
             "asr_speed_core": lambda: asr_speed("asr_speed_core", "2 threads, AMD EPYC, after the shared core"),
             "asr_speed_longform_test": asr_speed_longform, "asr_speed_longform_words": lambda: [],
+            "asr_speed_longform_words_fifth": lambda: [],  # the words file before commit b5253c7, for comparison
             "asr_longform": asr_longform,
             "watermark_eval": watermark_eval, "clip_eval": clip_eval,
             "latent_eval_vae": latent_eval_vae, "latent_eval_text": latent_eval_text,
