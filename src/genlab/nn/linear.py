@@ -136,8 +136,8 @@ class InferenceWeights:
             if not seen:
                 return None
             packed = [k for k in self._copies if k.startswith("mkl-")]
-            for old in packed[: max(0, len(packed) - MKL_COPIES + 1)]:  # the oldest row counts make room
-                del self._copies[old]
+            for old in packed[: max(0, len(packed) - MKL_COPIES + 1)] + ["onednn"]:  # the oldest row counts make
+                self._copies.pop(old, None)  # room, and oneDNN's copy is made again only if another count needs it
             weight, bias = _stack(tuple(w.detach() for w in weights),
                                   tuple(b.detach() if b is not None else None for b in biases))
             self._copies[layout] = (torch.ops.mkl._mkl_reorder_linear_weight(weight, rows), weight, bias)
