@@ -101,6 +101,13 @@ def _stack(
     return weight, parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
+def _detached_stack(
+    weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`_stack` of the weights and biases detached from autograd: what every cached copy is made from."""
+    return _stack(tuple(w.detach() for w in weights), tuple(b.detach() if b is not None else None for b in biases))
+
+
 class InferenceWeights:
     """Copies of a weight, or of several stacked along their outputs, with their bias, in the layouts the kernels
     read fastest: made on first use of a layout, dropped when any weight's storage or version changes (a load or
@@ -130,25 +137,21 @@ class InferenceWeights:
         """``(packed, weight, bias)`` for MKL's product of exactly ``rows`` rows, or None where no copy for that
         row count exists yet and this is its first request in a row (packing costs several products)."""
         self._check(weights, biases)
-        layout = f"mkl-{rows}"
+        layout, seen, self._last_rows = f"mkl-{rows}", self._last_rows == rows, rows
         if layout not in self._copies:
-            seen, self._last_rows = self._last_rows == rows, rows
             if not seen:
                 return None
             packed = [k for k in self._copies if k.startswith("mkl-")]
             for old in packed[: max(0, len(packed) - MKL_COPIES + 1)] + ["onednn"]:  # the oldest row counts make
                 self._copies.pop(old, None)  # room, and oneDNN's copy is made again only if another count needs it
-            weight, bias = _stack(tuple(w.detach() for w in weights),
-                                  tuple(b.detach() if b is not None else None for b in biases))
+            weight, bias = _detached_stack(weights, biases)
             self._copies[layout] = (torch.ops.mkl._mkl_reorder_linear_weight(weight, rows), weight, bias)
-        self._last_rows = rows
         return self._copies[layout]
 
     def get(self, layout: str, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]):
         self._check(weights, biases)
         if layout not in self._copies:
-            weight, bias = _stack(tuple(w.detach() for w in weights),
-                                  tuple(b.detach() if b is not None else None for b in biases))
+            weight, bias = _detached_stack(weights, biases)
             if layout == "stream":
                 self._copies[layout] = (weight.T.contiguous(), bias)
             elif layout in ("bf16", "onednn-bf16"):
