@@ -12,7 +12,11 @@ in another order than the default kernel: the embeddings differ from the model's
 - only the pooled position leaves the last block: its attention has one query row (the class token; the text's
   end-of-text token, seeing up to itself), and its output projection and MLP run on that row alone;
 - texts are cut after the batch's last end-of-text token: under the causal mask nothing after it is read;
-- QuickGELU writes into its input (one new tensor instead of three, the same numbers).
+- QuickGELU, ``h * sigmoid(1.702 h)``, is ``silu(1.702 h) / 1.702``: the first MLP product reads its weights and
+  bias times 1.702 and the second its weights over 1.702, so the activation is one in-place SiLU (copies made once
+  per weight version; the same function, summed in another order);
+- causal self-attention is written out (scores, an additive mask, softmax, values) where PyTorch's fused CPU kernel
+  is slower for it; non-causal attention, where the fused kernel is faster, keeps it.
 
 Anything else (training, CUDA, fp16, a borrowed text tower) runs the plain model. Deleting this file and its two
 calls in :mod:`genlab.clip.pipeline` (``model.encode_*`` instead) leaves working, slower embeddings.
@@ -46,36 +50,69 @@ def _plain_blocks(blocks: nn.ModuleList) -> bool:
                and b.attn.n_kv_head == b.attn.n_head and isinstance(b.mlp, nn.Sequential) for b in blocks)
 
 
-def _block(block: TransformerBlock, x: torch.Tensor, dtype: torch.dtype, causal: bool,
+def _block(block: TransformerBlock, x: torch.Tensor, dtype: torch.dtype, causal: torch.Tensor | None,
            pooled: torch.Tensor | None = None) -> torch.Tensor:
-    """``block(x, causal=causal)`` ``(B, T, C)``; with ``pooled`` ``(B,)``, only those positions' outputs
-    ``(B, C)``."""
+    """``block(x, causal=causal is not None)`` ``(B, T, C)``, ``causal`` the additive ``(T, T)`` mask of
+    :func:`_causal_mask`; with ``pooled`` ``(B,)``, only those positions' outputs ``(B, C)``."""
     B, T, C = x.shape
     attn, H = block.attn, block.attn.n_head
     qkv = bound_linear((attn.query, attn.key, attn.value), B * T, dtype, True)(block.attn_ln(x).view(B * T, C))
     q, k, v = qkv.view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)  # (B, H, T, Dh) each
-    mask = None
-    if pooled is not None:
+    if pooled is None:
+        y = F.scaled_dot_product_attention(q, k, v) if causal is None else _causal_attention(q, k, v, causal)
+    else:
         rows = torch.arange(B, device=x.device)
         q, x = q[rows, :, pooled].unsqueeze(2), x[rows, pooled].unsqueeze(1)  # (B, H, 1, Dh), (B, 1, C)
-        if causal:  # the pooled query sees the positions up to its own
-            mask = (torch.arange(T, device=x.device) <= pooled[:, None])[:, None, None, :]  # (B, 1, 1, T)
-            causal = False
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (B, H, T', Dh)
+        # the pooled query sees the positions up to its own under the causal mask
+        mask = None if causal is None else (torch.arange(T, device=x.device) <= pooled[:, None])[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, 1, Dh)
     Tq = y.shape[2]
     y = y.transpose(1, 2).reshape(B * Tq, C)  # (B * T', C)
     x = x + bound_linear((attn.out,), B * Tq, dtype, True)(y).view(B, Tq, C)
-    fc1, act, fc2 = block.mlp
-    h = _activation(act, bound_linear((fc1,), B * Tq, dtype, True)(block.mlp_ln(x).view(B * Tq, C)))  # (B T', hid)
-    x += bound_linear((fc2,), B * Tq, dtype, True)(h).view(B, Tq, C)
+    x += _mlp(block.mlp, block.mlp_ln(x).view(B * Tq, C), dtype).view(B, Tq, C)
     return x if pooled is None else x[:, 0]
 
 
-def _activation(act: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    """``act(h)``; QuickGELU's ``h * sigmoid(1.702 h)`` with one new tensor, not three (the same numbers)."""
+def _causal_mask(T: int, like: torch.Tensor) -> torch.Tensor:
+    """``(T, T)``: 0 where a query may see a key (at or before its position), -inf after it."""
+    return torch.full((T, T), float("-inf"), dtype=like.dtype, device=like.device).triu_(1)
+
+
+def _causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``F.scaled_dot_product_attention(q, k, v, is_causal=True)`` for ``(B, H, T, Dh)`` inputs, written out
+    (``mask`` from :func:`_causal_mask`)."""
+    B, H, T, Dh = q.shape
+    scores = torch.baddbmm(mask, q.reshape(B * H, T, Dh), k.reshape(B * H, T, Dh).transpose(1, 2),
+                           alpha=Dh**-0.5)  # (B H, T, T)
+    return torch.bmm(scores.softmax(-1), v.reshape(B * H, T, Dh)).view(B, H, T, Dh)
+
+
+QUICK_GELU = 1.702  # QuickGELU(h) = h * sigmoid(1.702 h) = silu(1.702 h) / 1.702
+
+
+def _mlp(mlp: nn.Sequential, h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``mlp(h)`` for ``(rows, C)`` inputs; a QuickGELU MLP as SiLU between products with its factor folded in."""
+    fc1, act, fc2 = mlp
+    rows = h.shape[0]
     if type(act) is not QuickGELU:
-        return act(h)
-    return h.mul_(torch.mul(h, 1.702).sigmoid_())
+        return bound_linear((fc2,), rows, dtype, True)(act(bound_linear((fc1,), rows, dtype, True)(h)))
+    (w1, b1, w2), copies = _folded(mlp)
+    h = bound_product((w1,), (b1,), copies[0], rows, dtype, exact_rows=True)(h)  # (rows, hidden): 1.702 fc1(h)
+    return bound_product((w2,), (fc2.bias,), copies[1], rows, dtype, exact_rows=True)(F.silu(h, inplace=True))
+
+
+def _folded(mlp: nn.Sequential) -> tuple[tuple[torch.Tensor, ...], tuple[InferenceWeights, InferenceWeights]]:
+    """fc1's weight and bias times :data:`QUICK_GELU` and fc2's weight over it, with the kernels' copies of them;
+    made again (copies and all) when any of those parameters changes. A cache on the module, not a parameter."""
+    fc1, _, fc2 = mlp
+    sources = (fc1.weight, fc1.bias, fc2.weight)
+    key = tuple((t.data_ptr(), -1 if t.is_inference() else t._version) if t is not None else None for t in sources)
+    cached = mlp.__dict__.get("_quick_gelu_folded")
+    if cached is None or cached[0] != key:
+        w1, b1, w2 = (t.detach() if t is not None else None for t in sources)
+        folded = (w1 * QUICK_GELU, b1 * QUICK_GELU if b1 is not None else None, w2 / QUICK_GELU)
+        cached = mlp.__dict__["_quick_gelu_folded"] = (key, folded, (InferenceWeights(), InferenceWeights()))
+    return cached[1], cached[2]
 
 
 def _patches(visual: VisionTransformer, pixels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -99,8 +136,8 @@ def image_features(visual: VisionTransformer, pixels: torch.Tensor) -> torch.Ten
     x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)  # (B, 1 + grid**2, width)
     x = visual.ln_pre(x)
     for block in visual.blocks[:-1]:
-        x = _block(block, x, dtype, causal=False)
-    x = _block(visual.blocks[-1], x, dtype, causal=False, pooled=x.new_zeros(x.shape[0], dtype=torch.long))
+        x = _block(block, x, dtype, causal=None)
+    x = _block(visual.blocks[-1], x, dtype, causal=None, pooled=x.new_zeros(x.shape[0], dtype=torch.long))
     return visual.proj(visual.ln_post(x))  # (B, embed_dim)
 
 
@@ -113,9 +150,10 @@ def text_features(text: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     pooled = text.end_positions(tokens)  # (B,)
     tokens = tokens[:, : int(pooled.max()) + 1]  # (B, T'): the causal mask never reads what follows
     x = text.token_embedding(tokens) + text.positional_embedding[: tokens.shape[1]]  # (B, T', width)
+    mask = _causal_mask(tokens.shape[1], x)  # (T', T')
     for block in text.blocks[:-1]:
-        x = _block(block, x, dtype, causal=True)
-    x = _block(text.blocks[-1], x, dtype, causal=True, pooled=pooled)  # (B, width)
+        x = _block(block, x, dtype, causal=mask)
+    x = _block(text.blocks[-1], x, dtype, causal=mask, pooled=pooled)  # (B, width)
     return text.proj(text.ln_final(x))  # (B, embed_dim)
 
 
