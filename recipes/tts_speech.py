@@ -6,6 +6,7 @@
     python recipes/tts_speech.py vocoder    # HiFi-GAN on the corpus audio
     python recipes/tts_speech.py export     # the three runs' weights -> src/genlab/assets/speech-tts/
     python recipes/tts_speech.py eval       # benchmarks/tts_eval.py and benchmarks/watermark_eval.py on the export
+    python recipes/tts_speech.py bf16-check # ~10 minutes: 160 acoustic steps in fp32 and bf16, the curves compared
     python recipes/tts_speech.py smoke      # ~5 minutes (loaded machine): 2 steps of each stage, runs/*-smoke, to
                                             # runs/speech-tts-smoke (a bundle for `genlab speak --model`)
 
@@ -23,8 +24,11 @@ one thread while the machine's load average was ~5 (`STEP_SECONDS`): speaker 3.5
 optional (without ``vocoder/`` the bundle uses Griffin-Lim), so an intelligible bundle needs speaker + acoustic.
 ``smoke`` took 4 min 47 s on the loaded machine (most of it set-up). On the Intel Xeon (AMX) of later sessions,
 2 threads, a step took: speaker ~0.8 s, acoustic ~2.5 s in fp32 and ~1.5 s under bf16 autocast, vocoder ~1.45 s
-(measured there, 2026-12-04; the full run has not been made): ~1.3 h + ~7 h fp32 (~4.2 h if bf16 is checked
-against fp32 first) + ~8 h. The codec recipe holds those cores until it finishes: one training at a time.
+(measured there, 2026-12-04; the full run has not been made): ~1.3 h + ~7 h fp32 + ~8 h. The acoustic stage
+trains under bf16 autocast where the CPU has bf16 kernels (not that EPYC): over 160 steps from one seed its loss
+curve follows fp32's (2.89 against 2.92 at the end) at 1.48 s a step against 2.30 (``bf16-check``,
+benchmarks/results/tts_acoustic_bf16.json), so ~4.1 h. The codec recipe holds those cores until it finishes: one
+training at a time.
 
 On a GPU machine (at most 64 MiB in, 10 minutes a call; scripts/gpu/train_tts.sh says how): the machine renders
 the espeak corpus itself from ``bash scripts/gpu/pack_tts.sh`` (the espeakng-loader wheel and the corpus's plan,
@@ -52,14 +56,16 @@ import torch
 
 from genlab.checkpoint import load_checkpoint, save_checkpoint
 from genlab.cli import main
+from genlab.nn.linear import ONEDNN_BF16
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs"
 OUT = ROOT / "src" / "genlab" / "assets" / "speech-tts"
 STAGES = {  # stage -> (genlab train FAMILY, preset, run dir, overrides)
     "speaker": ("speaker", "speech-speaker", RUNS / "speaker-speech-speaker", ["train.threads=2"]),
-    "acoustic": ("tts", "speech-tts", RUNS / "tts-speech-tts",
-                 ["train.threads=2", f"speaker_encoder={RUNS / 'speaker-speech-speaker'}"]),
+    "acoustic": ("tts", "speech-tts", RUNS / "tts-speech-tts",  # bf16 where the CPU has it: see bf16_check
+                 ["train.threads=2", f"train.precision={'bf16' if ONEDNN_BF16 else 'fp32'}",
+                  f"speaker_encoder={RUNS / 'speaker-speech-speaker'}"]),
     "vocoder": ("vocoder", "speech-vocoder", RUNS / "vocoder-speech-vocoder", ["train.threads=2"]),
 }
 KINDS = {"speaker": "tts-speaker", "acoustic": "tts-acoustic", "vocoder": "tts-vocoder"}
@@ -76,6 +82,35 @@ def train(stage: str, smoke: bool = False) -> int:
         overrides += ["train.steps=2", "train.ckpt_every=0", "train.log_every=1", "train.eval_every=0",
                       "train.progress=false", "data.train_utterances=40", "data.test_utterances=4"]
     return main(["train", family, "--preset", preset, "--out", str(run), *overrides])
+
+
+def bf16_check(folder: Path) -> None:
+    """Is bf16 autocast safe for the acoustic stage? The same 160 steps (seed 0, warm-up 50) in fp32 and in bf16
+    from one speaker encoder (2 steps suffice: the check compares precisions, not voices); the loss curves and the
+    seconds a step -> benchmarks/results/tts_acoustic_bf16.json. Reruns resume (a finished run is not redone)."""
+    speaker = folder / "speaker-smoke"
+    if main(["train", "speaker", "--preset", "speech-speaker", "--out", str(speaker), "train.threads=2",
+             "train.steps=2", "train.ckpt_every=0", "train.log_every=1", "train.eval_every=0",
+             "train.progress=false"]):
+        sys.exit(2)
+    curves = {}
+    for precision in ("fp32", "bf16"):
+        run = folder / f"ac-{precision}"
+        if main(["train", "tts", "--preset", "speech-tts", "--out", str(run), f"speaker_encoder={speaker}",
+                 "train.threads=2", "train.steps=160", "train.warmup_steps=50", "train.log_every=10",
+                 "train.eval_every=0", "train.ckpt_every=0", "train.progress=false", f"train.precision={precision}",
+                 "train.seed=0"]):
+            sys.exit(2)
+        rows = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss_avg" in r]
+        curves[precision] = {"step": [r["step"] for r in rows], "loss_avg": [round(r["loss_avg"], 4) for r in rows],
+                             "mel_l1": [round(r["mel_l1"], 4) for r in rows],
+                             "seconds_per_step": round(rows[-1]["time"] / rows[-1]["step"], 3)}
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from common import write_result
+
+    ratio = curves["fp32"]["seconds_per_step"] / curves["bf16"]["seconds_per_step"]
+    print(write_result("tts_acoustic_bf16", {"steps": 160, "seed": 0, "threads": 2, "curves": curves,
+                                             "bf16_speedup": round(ratio, 3)}))
 
 
 def export(runs: dict[str, Path], out: Path) -> None:
@@ -120,6 +155,8 @@ if __name__ == "__main__":
     elif command == ["eval"]:
         for script in ("tts_eval.py", "watermark_eval.py"):
             subprocess.run([sys.executable, str(ROOT / "benchmarks" / script)], check=True)
+    elif command == ["bf16-check"]:
+        bf16_check(Path(sys.argv[2]) if len(sys.argv) > 2 else RUNS / "tts-bf16-check")
     elif command == ["smoke"]:
         smoke()
     else:
