@@ -5,7 +5,7 @@ Each file is built, seeded and deterministic, from Debian packages (nothing down
 
 * speech: the asterisk prompts of four speakers (en Allison, fr June, it Carlo, ru IvrvoiceRU, each with its
   text in ``asterisk-core-sounds-<lang>``), the Italian prompts of Menardi (no text), festvox-ru's recorded
-  sentences (msu_ru_nsh, with their text), Fish Fillets NG's Czech dialogue (no text), and the five LibriVox
+  sentences (msu_ru_nsh, with their text), Fish Fillets NG's Czech and Dutch dialogue (no text), and the five LibriVox
   utterances of pocketsphinx-testdata with jfk.flac (with their text);
 * non-speech events: real drum loops, drum hits and instrument recordings (sonic-pi-samples, CC0), a crow,
   telephone beeps (asterisk), white and pink noise, and music rendered from a General MIDI soundfont
@@ -85,6 +85,7 @@ SOURCES = {
     "asterisk-ru-ivrvoice": Source("asterisk-ru-ivrvoice", "ru", "IvrvoiceRU (asterisk ru_RU_f)", "CC-BY-SA-3.0",
                                    "asterisk-core-sounds-ru-wav"),
     "fillets-cs": Source("fillets-cs", "cs", "Fish Fillets NG Czech voice actors", "GPL-2+", "fillets-ng-data-cs"),
+    "fillets-nl": Source("fillets-nl", "nl", "Fish Fillets NG Dutch voice actors", "GPL-2+", "fillets-ng-data-nl"),
 }
 
 # Dev and test share no speaker and no clip. Seeds fix each file's clips, pauses and events.
@@ -93,6 +94,7 @@ FILES = {
     "dev-fr-june": ("dev", "asterisk-fr-june", 12),
     "dev-it-menardi": ("dev", "asterisk-it-menardi", 13),
     "dev-ru-festvox": ("dev", "festvox-ru-nsh", 14),
+    "dev-nl-fillets": ("dev", "fillets-nl", 15),
     "test-en-librivox-jfk": ("test", "librivox-jfk", 21),
     "test-it-carlo": ("test", "asterisk-it-carlo", 22),
     "test-ru-ivrvoice": ("test", "asterisk-ru-ivrvoice", 23),
@@ -156,6 +158,8 @@ def source_clips(name: str) -> list[tuple[str, Path, str | None]]:
         "asterisk-ru-ivrvoice": lambda: _asterisk("ru_RU_f_IvrvoiceRU", "ru"),
         "fillets-cs": lambda: [(f"{p.parent.parent.name}/{p.stem}", p, None)
                                for p in sorted(FILLETS.glob("*/cs/*.ogg"))],
+        "fillets-nl": lambda: [(f"{p.parent.parent.name}/{p.stem}", p, None)
+                               for p in sorted(FILLETS.glob("*/nl/*.ogg"))],
     }[name]()
 
 
@@ -259,6 +263,7 @@ def _pause(rng: np.random.Generator) -> float:
 def build(name: str) -> tuple[np.ndarray, dict]:
     """The file ``name`` of :data:`FILES` as 16 kHz float32 and its manifest (every utterance and event)."""
     from genlab.data.audio import load_audio
+    from genlab.errors import GenlabError
 
     split, source, seed = FILES[name]
     rng = np.random.default_rng(seed)
@@ -280,7 +285,10 @@ def build(name: str) -> tuple[np.ndarray, dict]:
     while t < target:
         clip_id, path, text = clips[order[i % len(order)]]
         i += 1
-        x = load_audio(path)
+        try:
+            x = load_audio(path)
+        except GenlabError:  # a few of Fish Fillets' Dutch files hold no samples
+            continue
         if not 1.0 <= len(x) / SR <= 20.0:
             continue
         s, e = speech_bounds(x)
