@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.attention import QuickGELU, TransformerBlock
-from ..nn.linear import InferenceWeights, bound_linear, bound_product, inference_path
+from ..nn.linear import InferenceWeights, bound_linear, bound_product, inference_path, version_key
 from .model import CLIP, TextTransformer, VisionTransformer
 
 
@@ -106,7 +106,7 @@ def _folded(mlp: nn.Sequential) -> tuple[tuple[torch.Tensor, ...], tuple[Inferen
     made again (copies and all) when any of those parameters changes. A cache on the module, not a parameter."""
     fc1, _, fc2 = mlp
     sources = (fc1.weight, fc1.bias, fc2.weight)
-    key = tuple((t.data_ptr(), -1 if t.is_inference() else t._version) if t is not None else None for t in sources)
+    key = version_key(sources)
     cached = mlp.__dict__.get("_quick_gelu_folded")
     if cached is None or cached[0] != key:
         w1, b1, w2 = (t.detach() if t is not None else None for t in sources)

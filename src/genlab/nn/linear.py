@@ -108,6 +108,12 @@ def _detached_stack(
     return _stack(tuple(w.detach() for w in weights), tuple(b.detach() if b is not None else None for b in biases))
 
 
+def version_key(tensors: tuple[torch.Tensor | None, ...]) -> tuple:
+    """Each tensor's storage and version (None for a missing one): a key that changes when any of them is replaced
+    (a load) or updated in place (an optimiser step). Inference tensors have no version."""
+    return tuple((t.data_ptr(), -1 if t.is_inference() else t._version) if t is not None else None for t in tensors)
+
+
 class InferenceWeights:
     """Copies of a weight, or of several stacked along their outputs, with their bias, in the layouts the kernels
     read fastest: made on first use of a layout, dropped when any weight's storage or version changes (a load or
@@ -126,10 +132,7 @@ class InferenceWeights:
 
     def _check(self, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]) -> None:
         """Drop every copy (and the row count seen last) when a weight's storage or version changed since."""
-        key = tuple(
-            (t.data_ptr(), -1 if t.is_inference() else t._version)  # inference tensors have no version
-            for t in (*weights, *biases) if t is not None
-        )
+        key = version_key((*weights, *biases))
         if self._key != key:
             self._copies, self._key, self._last_rows = {}, key, None
 
