@@ -3,13 +3,13 @@
 # one-line note if it cannot install (no root, no apt-get). Licences are recorded in the benchmark's results.
 # - speech: pocketsphinx-testdata (LibriVox, BSD-2), asterisk-core-sounds-{en,fr,it,ru}(-wav) (CC-BY-SA-3.0, with
 #   the prompts' texts), asterisk-prompt-it-menardi-wav (CC-BY-SA-3.0), festvox-ru (BSD-like),
-#   fillets-ng-data-cs (GPL-2+).
+#   fillets-ng-data-cs and fillets-ng-data-nl (GPL-2+).
 # - non-speech: sonic-pi-samples (real drum and instrument recordings, CC0), fluid-soundfont-gm (MIT) rendered by
 #   libfluidsynth3 (LGPL-2.1).
 set -uo pipefail
 PKGS="pocketsphinx-testdata asterisk-core-sounds-en-wav asterisk-core-sounds-en asterisk-core-sounds-fr-wav
 asterisk-core-sounds-fr asterisk-core-sounds-it-wav asterisk-core-sounds-it asterisk-core-sounds-ru-wav
-asterisk-core-sounds-ru asterisk-prompt-it-menardi-wav festvox-ru fillets-ng-data-cs sonic-pi-samples
+asterisk-core-sounds-ru asterisk-prompt-it-menardi-wav festvox-ru fillets-ng-data-cs fillets-ng-data-nl sonic-pi-samples
 fluid-soundfont-gm libfluidsynth3"
 missing=""
 for p in $PKGS; do
