@@ -82,7 +82,7 @@ PRESETS: dict[str, CodecRun] = {
     "speech-codec": CodecRun(
         CodecModelConfig(SPEECH_CODEC, DiscriminatorConfig(filters=8, n_ffts=(1024, 512, 256)),
                          LossWeights(adversarial=0.0)),
-        TrainConfig(steps=20000, batch_size=8, lr=5e-4, beta1=0.5, beta2=0.9, warmup_steps=100, schedule="cosine",
+        TrainConfig(steps=13000, batch_size=8, lr=5e-4, beta1=0.5, beta2=0.9, warmup_steps=100, schedule="cosine",
                     grad_clip=10.0, ema_decay=0.999, ckpt_every=250, eval_every=2000),
     ),
     "speech-codec-gan": CodecRun(
