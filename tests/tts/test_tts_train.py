@@ -26,7 +26,7 @@ def test_corpus_durations_match_mels(corpus):
     assert corpus.manifest["voices"][0] == "en-us" and len(corpus.vocabulary) > 20
 
 
-def test_acoustic_vocoder_speaker_train_and_speak(corpus, tmp_path):
+def test_acoustic_vocoder_speaker_train_and_speak(corpus, tmp_path, monkeypatch):
     from genlab.cli import main
     from genlab.tts.speaker import SPEAKER_PRESETS, SpeakerTask, VoicePool
     from genlab.tts.task import ACOUSTIC_PRESETS, VOCODER_PRESETS, AcousticTask, VocoderTask
@@ -40,6 +40,12 @@ def test_acoustic_vocoder_speaker_train_and_speak(corpus, tmp_path):
     run.model.speaker_dim, run.speaker_encoder, run.train.steps = 16, str(tmp_path / "speaker"), 6
     task = AcousticTask(run, corpus)
     assert torch.allclose(task.model.voices.norm(dim=-1)[0], torch.tensor(1.0))  # voice 0's mean d-vector
+    import genlab.tts.voice
+
+    # A second task with the same encoder (a resume) reads the d-vectors the first saved beside the corpus.
+    monkeypatch.setattr(genlab.tts.voice, "dvectors", lambda *a: pytest.fail("d-vectors computed again"))
+    assert torch.equal(AcousticTask(copy.deepcopy(run), corpus).model.voices, task.model.voices)
+    monkeypatch.undo()
     before = task.loss(task.batch(torch.arange(4)), "main")[0].item()
     trainer = Trainer(task, run.train, tmp_path / "acoustic")
     trainer.fit()

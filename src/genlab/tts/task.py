@@ -9,6 +9,7 @@ discriminator instead of HiFi-GAN's MPD/MSD, reused from ``genlab.codec``): ``45
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,14 +123,18 @@ class AcousticTask:
         if encoder.cfg.dim != self.run.model.speaker_dim:
             raise GenlabError(f"speaker_encoder {path} makes {encoder.cfg.dim}-d vectors, model.speaker_dim is "
                               f"{self.run.model.speaker_dim}")
+        cache = self.corpus.dir / f"dvectors-{h[:16]}.safetensors"  # a resume skips the minutes this takes
+        self.dvectors = _read_cache(cache)
         sums = torch.zeros(self.run.model.n_speakers, encoder.cfg.dim)
         for split in ("train", "test"):
             utts = self.corpus.utterances(split)
-            audio = [resample(self.corpus.item(split, u)["audio"].numpy(), 22050, SPEAKER_RATE) for u in utts]
-            for u, d in zip(utts, dvectors(encoder, audio)):
-                self.dvectors[u["id"]] = d
-                if split == "train":
-                    sums[u["speaker"]] += d
+            if any(u["id"] not in self.dvectors for u in utts):
+                audio = [resample(self.corpus.item(split, u)["audio"].numpy(), 22050, SPEAKER_RATE) for u in utts]
+                self.dvectors.update({u["id"]: d for u, d in zip(utts, dvectors(encoder, audio))})
+                _write_cache(cache, self.dvectors)
+            if split == "train":
+                for u in utts:
+                    sums[u["speaker"]] += self.dvectors[u["id"]]
         self.model.voices.copy_(F.normalize(sums, dim=-1))
         self.meta["speaker_encoder"] = {"path": path, "weights_hash": h}
 
@@ -252,3 +257,23 @@ class VocoderTask:
             errs.append(F.l1_loss(log_mel(y)[: len(it["mel"])], it["mel"][: len(log_mel(y))]).item())
         return {"eval/resynthesis_mel_l1": float(np.mean(errs))} if errs else {}
 
+
+def _read_cache(path: Path) -> dict[str, torch.Tensor]:
+    """The d-vectors a run with the same speaker encoder (its weights hash names the file) saved; none if unreadable."""
+    from safetensors.torch import load_file
+
+    try:
+        return dict(load_file(str(path))) if path.exists() else {}
+    except Exception:  # a torn or foreign file: compute again and overwrite it
+        return {}
+
+
+def _write_cache(path: Path, vectors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        save_file({k: v.clone() for k, v in vectors.items()}, str(tmp))
+        os.replace(tmp, path)
+    except OSError:  # a read-only corpus folder: the next start computes them again
+        tmp.unlink(missing_ok=True)
