@@ -9,12 +9,12 @@
 
 Stage 1 (preset ``speech-codec``, 13,000 steps of 8 one-second windows): reconstruction losses only (multi-scale
 log-mel, multi-scale STFT, waveform L1) with the quantiser's commitment; quantizer dropout trains every bitrate at
-once. Stage 2 (preset ``speech-codec-gan``, 600 steps) starts from stage 1's EMA weights and adds EnCodec's
+once. Stage 2 (preset ``speech-codec-gan``, 1,200 steps) starts from stage 1's EMA weights and adds EnCodec's
 multi-scale STFT discriminator (hinge loss, feature matching) as a second trainer phase. The data are 6.8 hours of
 speech of 60 people in about 25 languages; six speakers are held out for evaluation (genlab/codec/data.py).
 
 Time on 2 idle cores of the Intel Xeon of 2026-12-04 (fp32), measured: stage 1 0.54 s a step, stage 2 1.18 s, so
-about 2 h + 12 min (the earlier estimate, 3.8 s a step, was scaled from a loaded AMD EPYC). The first full run had
+about 2 h + 24 min (the earlier estimate, 3.8 s a step, was scaled from a loaded AMD EPYC). The first full run had
 3,000 steps: with the VQ fixed (commit ce180d4) its quantiser reached 0.2% relative error on the latent at 12
 codebooks, but the autoencoder itself was the limit, at a held-out mel distance of 0.53 even unquantised (Opus at
 6 kbps: 0.28), so every bitrate scored the same; hence a longer run. The bundled run was set to 20,000 steps and

@@ -4,7 +4,7 @@
 #     TOTAL=560 bash scripts/gpu/train_codec.sh CACHE.tar.xz RESULTS_DIR [trainer overrides for both stages...]
 #
 # The two stages of recipes/speech_codec.py run with the recipe's own commands (kept in step with its train()):
-# stage 1 (preset speech-codec, 13,000 steps) into runs/speech-codec, then stage 2 (speech-codec-gan, 600 steps,
+# stage 1 (preset speech-codec, 13,000 steps) into runs/speech-codec, then stage 2 (speech-codec-gan, 1,200 steps,
 # starting from stage 1's EMA codec) into runs/speech-codec-gan; the trainer picks the GPU by itself. Whatever runs
 # is stopped by SIGTERM EXPORT_S seconds before TOTAL if unfinished: it saves an exact checkpoint in runs/ (ignored
 # by git, so it stays on the machine) and the script says so: run it again on the same warm machine to resume. Once
@@ -24,7 +24,7 @@
 # holds 3,730 compute ops, 259 host syncs (.item()) and 20.9 GFLOP in stage 1; 5,231 ops, 317 syncs and 48.2
 # GFLOP in stage 2 -- milliseconds of H200 arithmetic. At 10-25 us an op (eager dispatch plus launch, a sync
 # draining the queue) that is ~40-100 ms a stage-1 step and ~50-130 ms a stage-2 step: 9-22 min for the preset's
-# 13,000 steps and 0.5-1.3 min for 600, plus ~1 min of process starts, k-means initialisation, evaluations and
+# 13,000 steps and 1-2.6 min for 1,200, plus ~1 min of process starts, k-means initialisation, evaluations and
 # export: 2-4 calls of TOTAL=560, each resuming where the last stopped (on the CPU here: about 2 h).
 set -u
 cd "$(dirname "$0")/../.."
