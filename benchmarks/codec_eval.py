@@ -4,7 +4,8 @@
     python benchmarks/codec_eval.py --opus-only        # the Opus column alone (no trained codec needed)
 
 Clips: ``--n`` utterances drawn with ``--seed`` from the held-out speakers of the codec corpus (``genlab data
-codec``; speakers never seen in training), each at least 2 s and cut to its first 8 s, 16 kHz. Each is encoded and
+codec``; speakers never seen in training) in turn, so each speaker gives about as many as the others (the game
+voices' clips are short and few), each at least 1 s and cut to its first 8 s, 16 kHz. Each is encoded and
 decoded by genlab's codec at 1.5, 3 and 6 kbps (3, 6, 12 codebooks for the bundled model) and by Opus through
 libsndfile (``soundfile``, OGG/Opus). libsndfile sets Opus's bitrate from its compression level, from 6 kbps (the
 lowest it asks libopus for) up; so 1.5 and 3 kbps have no Opus of their own and Opus at 6 kbps is the nearest; the
@@ -85,8 +86,14 @@ def pick_clips(n: int, seed: int, min_s: float, max_s: float) -> tuple[list[tupl
     corpus = load()
     pool = corpus.test_clips(min_seconds=min_s)
     rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(len(pool), size=min(n, len(pool)), replace=False))
-    return [(pool[i][0], pool[i][1][: int(max_s * corpus.sample_rate)]) for i in chosen], corpus.sample_rate
+    by_speaker: dict[str, list[int]] = {}
+    for i, (meta, _) in enumerate(pool):
+        by_speaker.setdefault(meta["speaker"], []).append(i)
+    queues = [list(rng.permutation(idx)) for _, idx in sorted(by_speaker.items())]
+    chosen: list[int] = []
+    while len(chosen) < min(n, len(pool)):  # one clip of each speaker in turn, so no speaker fills the sample
+        chosen += [int(q.pop()) for q in queues if q][: n - len(chosen)]
+    return [(pool[i][0], pool[i][1][: int(max_s * corpus.sample_rate)]) for i in sorted(chosen)], corpus.sample_rate
 
 
 def codebook_usage(codec, clips: list[np.ndarray]) -> list[dict]:
@@ -138,7 +145,7 @@ def main() -> None:
     ap.add_argument("--opus-only", action="store_true")
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--min-seconds", type=float, default=2.0)
+    ap.add_argument("--min-seconds", type=float, default=1.0)
     ap.add_argument("--max-seconds", type=float, default=8.0)
     ap.add_argument("--wer-n", type=int, default=0, help="Italian prompts for the WER table (0: skip)")
     ap.add_argument("--out", default="codec_eval")
