@@ -199,7 +199,7 @@ def watermark_eval() -> list[str]:
 
 
 def codec_eval() -> list[str]:
-    r = _load("codec_eval")
+    r, stage1 = _load("codec_eval"), _load("codec_eval_stage1")
     if r is None:
         return []
     c, model = r["clips"], r.get("model")
@@ -207,18 +207,26 @@ def codec_eval() -> list[str]:
            f"{c['n']} clips ({c['seconds']} s) of speakers held out of training ({', '.join(c['speakers'])}), "
            f"{c['min_seconds']:g}-{c['max_seconds']:g} s each, {c['sample_rate']} Hz, seed {c['seed']}. "
            f"{r['opus_note']}; Opus's column gives the bitrate its files really have. Mel: multi-scale log-mel "
-           f"distance (lower is better). Command: `{r['command']}`.", "",
-           "| system | kbps | SI-SDR mean (median), dB | mel | PESQ wb |", "|---|---|---|---|---|"]
-    for name, row in r["results"].items():
-        kbps = f"{row['kbps']:g}" + (f" ({row['kbps_measured']:g} measured)" if "kbps_measured" in row else "")
-        out.append(f"| {name.split('@')[0]} | {kbps} | {_fmt(row['si_sdr'])} ({_fmt(row['si_sdr_median'])}) | "
-                   f"{_fmt(row['mel'])} | {_fmt(row.get('pesq'))} |")
+           f"distance (lower is better). Command: `{r['command']}`"
+           + (f"; the stage-1 rows (the recipe's first stage alone, for comparison, not chosen on these clips): "
+              f"`{stage1['command']}`." if stage1 else "."), "",
+           "| system | kbps | SI-SDR mean (median), dB | mel | PESQ wb | WER (Whisper base, it) |",
+           "|---|---|---|---|---|---|"]
+    runs = [("", r)] + ([("stage 1 only: ", stage1)] if stage1 else [])
+    for label, res in runs:
+        wer = res.get("wer_whisper_base_it") or {}
+        for name, row in res["results"].items():
+            if label and not name.startswith("genlab"):
+                continue
+            kbps = f"{row['kbps']:g}" + (f" ({row['kbps_measured']:g} measured)" if "kbps_measured" in row else "")
+            out.append(f"| {label}{name.split('@')[0]} | {kbps} | {_fmt(row['si_sdr'])} ({_fmt(row['si_sdr_median'])})"
+                       f" | {_fmt(row['mel'])} | {_fmt(row.get('pesq'))} | {_fmt((wer.get(name) or {}).get('wer'))} |")
     if model is None:
         return out + ["", "_The codec column is not measured yet (no trained model)._", ""]
-    wer = r.get("wer_whisper_base_it")
-    if wer:
-        out += ["", "WER of Whisper base (genlab's, greedy) on Italian prompts through each system: "
-                + ", ".join(f"{name} {_fmt(v.get('wer'))}" for name, v in wer.items()) + "."]
+    original = (r.get("wer_whisper_base_it") or {}).get("original", {})
+    out += ["", f"Model: `{model['name']}`, weights {model['weights_hash']}. WER: {original.get('n', '—')} Italian "
+            f"prompts of the held-out speaker, greedy; the original audio's WER is {_fmt(original.get('wer'))} (the "
+            "floor); above 1, Whisper writes more words than were said."]
     usage = r.get("codebook_usage") or []
     if usage:
         out += ["", f"Codebook usage over these clips ({usage[0]['frames']} frames, {model['codebook_size']} codes a "
@@ -438,7 +446,8 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "asr_speed_longform_test": asr_speed_longform, "asr_speed_longform_words": lambda: [],
             "asr_speed_longform_words_fifth": lambda: [],  # the words file before commit b5253c7, for comparison
             "asr_longform": asr_longform,
-            "watermark_eval": watermark_eval, "codec_eval": codec_eval, "clip_eval": clip_eval,
+            "watermark_eval": watermark_eval, "clip_eval": clip_eval,
+            "codec_eval": codec_eval, "codec_eval_stage1": lambda: [],  # its rows are in codec_eval's table
             "latent_eval_vae": latent_eval_vae, "latent_eval_text": latent_eval_text,
             "latent_eval_diversity": lambda: [],  # its table is part of latent_eval_text's section
             "latent_eval_curve": latent_eval_curve, "gan_eval": gan_eval,
