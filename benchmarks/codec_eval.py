@@ -6,7 +6,7 @@
 Clips: ``--n`` utterances drawn with ``--seed`` from the held-out speakers of the codec corpus (``genlab data
 codec``; speakers never seen in training) in turn, so each speaker gives about as many as the others (the game
 voices' clips are short and few), each at least 1 s and cut to its first 8 s, 16 kHz. Each is encoded and
-decoded by genlab's codec at 1.5, 3 and 6 kbps (3, 6, 12 codebooks for the bundled model) and by Opus through
+decoded by genlab's codec at 1.5, 3 and 6 kbps (3, 6, 12 codebooks for the speech-codec shape) and by Opus through
 libsndfile (``soundfile``, OGG/Opus). libsndfile sets Opus's bitrate from its compression level, from 6 kbps (the
 lowest it asks libopus for) up; so 1.5 and 3 kbps have no Opus of their own and Opus at 6 kbps is the nearest; the
 bitrate Opus actually used (file bytes, container included) is reported beside it.

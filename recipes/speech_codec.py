@@ -20,7 +20,7 @@ codebooks, but the autoencoder itself was the limit, at a held-out mel distance 
 6 kbps: 0.28), so every bitrate scored the same; hence a longer run. The bundled run was set to 20,000 steps and
 resumed at step 4,500 with 13,000 (so its cosine schedule jumped from 0.88 to 0.74 of the peak rate there) to fit
 the time left for the codec. Stage 1 learns magnitudes, not the input's phase: at step 4,500 the held-out output's
-STFT coherence with the input is under 0.2 in every band, and 200 steps with the waveform L1 weighted 10 or 40
+STFT coherence with the input is at most 0.22 in every band, and 200 steps with the waveform L1 weighted 10 or 40
 (instead of 0.1) left SI-SDR at -35 dB; the waveform term's cheapest descent is a quieter output, not the right
 phase. EnCodec and DAC get their phase from the discriminator's feature matching from the first step.
 

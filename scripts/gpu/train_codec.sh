@@ -25,7 +25,7 @@
 # GFLOP in stage 2 -- milliseconds of H200 arithmetic. At 10-25 us an op (eager dispatch plus launch, a sync
 # draining the queue) that is ~40-100 ms a stage-1 step and ~50-130 ms a stage-2 step: 9-22 min for the preset's
 # 13,000 steps and 1-2.6 min for 1,200, plus ~1 min of process starts, k-means initialisation, evaluations and
-# export: 2-4 calls of TOTAL=560, each resuming where the last stopped (on the CPU here: about 2 h).
+# export: 2-4 calls of TOTAL=560, each resuming where the last stopped (on the CPU here: about 2.5 h).
 set -u
 cd "$(dirname "$0")/../.."
 CACHE=${1:-.gpu/cache-codec.tar.xz}
