@@ -2,16 +2,18 @@
 
     python recipes/speech_codec.py data      # the speech corpus from Debian packages (scripts/install.d/codec.sh),
                                              # once: ~8.4 h of audio, ~5 min to decode and resample
-    python recipes/speech_codec.py train     # stage 1 then stage 2; resumable: rerun to continue
+    python recipes/speech_codec.py train     # stages 0, 1 and 2; resumable: rerun to continue
     python recipes/speech_codec.py export    # stage 2's EMA codec, float16 -> src/genlab/assets/speech-codec
     python recipes/speech_codec.py eval      # benchmarks/codec_eval.py on the export (vs Opus; WER on 30 prompts)
-    python recipes/speech_codec.py smoke     # about 2 minutes: 2 steps of both stages in runs/speech-codec*-smoke
+    python recipes/speech_codec.py smoke     # about 2 minutes: 2 steps of each stage in runs/speech-codec*-smoke
 
-Stage 1 (preset ``speech-codec``, 13,000 steps of 8 one-second windows): reconstruction losses only (multi-scale
-log-mel, multi-scale STFT, waveform L1) with the quantiser's commitment; quantizer dropout trains every bitrate at
-once. Stage 2 (preset ``speech-codec-gan``, 1,200 steps) starts from stage 1's EMA weights and adds EnCodec's
-multi-scale STFT discriminator (hinge loss, feature matching) as a second trainer phase. The data are 6.8 hours of
-speech of 60 people in about 25 languages; six speakers are held out for evaluation (genlab/codec/data.py).
+Stage 0 (preset ``speech-codec-wave``, 350 steps of 8 one-second windows): the waveform L1 alone, with the
+quantiser's commitment, which brings in the input's phase. Stage 1 (preset ``speech-codec``, 13,000 steps) starts from
+stage 0's weights and adds the multi-scale log-mel and STFT losses, the waveform L1 weighted 50; quantizer dropout
+trains every bitrate at once. Stage 2 (preset ``speech-codec-gan``, 1,200 steps) starts from stage 1's EMA weights
+and adds EnCodec's multi-scale STFT discriminator (hinge loss, feature matching) as a second trainer phase. The
+data are 6.8 hours of speech of 60 people in about 25 languages; six speakers are held out for evaluation
+(genlab/codec/data.py).
 
 Time on 2 idle cores of the Intel Xeon of 2026-12-04 (fp32), measured: stage 1 0.54 s a step, stage 2 1.18 s, so
 about 2 h + 24 min (the earlier estimate, 3.8 s a step, was scaled from a loaded AMD EPYC). The first full run had
@@ -19,18 +21,27 @@ about 2 h + 24 min (the earlier estimate, 3.8 s a step, was scaled from a loaded
 codebooks, but the autoencoder itself was the limit, at a held-out mel distance of 0.53 even unquantised (Opus at
 6 kbps: 0.28), so every bitrate scored the same; hence a longer run. The bundled run was set to 20,000 steps and
 resumed at step 4,500 with 13,000 (so its cosine schedule jumped from 0.88 to 0.74 of the peak rate there) to fit
-the time left for the codec. Stage 1 learns magnitudes, not the input's phase: at step 4,500 the held-out output's
-STFT coherence with the input is at most 0.22 in every band, and 200 steps with the waveform L1 weighted 10 or 40
-(instead of 0.1) left SI-SDR at -35 dB; the waveform term's cheapest descent is a quieter output, not the right
-phase. EnCodec and DAC get their phase from the discriminator's feature matching from the first step.
+the time left for the codec. That run (two stages: the log-mel losses from the start, the waveform L1 weighted 0.1,
+PyTorch's default initialisation) learnt magnitudes, not the input's phase: at step 4,500 the held-out output's
+STFT coherence with the input was at most 0.22 in every band, and 200 steps with the waveform L1 weighted 10 or 40
+left SI-SDR at -35 dB. Two causes, found afterwards with one-off runs from scratch (raw weights, 8 held-out clips,
+12 codebooks, constant rate 5e-4):
+- the initialisation: the untrained codec's output depended on its input with a standard deviation of 3e-7 against
+  0.03 for the whole, so even the waveform L1 alone had taught nothing by step 350 (SI-SDR -58 dB). Each
+  convolution now keeps the signal's scale (genlab/codec/model.py), and the waveform L1 alone reaches -2.7 dB by
+  step 300;
+- the losses: with that initialisation the recipe's old losses still gave -36 dB at step 500 (mel 0.75), and with
+  the waveform L1 weighted 100 -31 dB. Starting with the waveform L1 alone for 350 steps, then the losses of stage 1
+  above, gave -3.7 dB and mel 0.73 at step 700.
+The full recipe of three stages has not been run yet.
 
 On one GPU, in a call of at most 10 minutes to a machine that receives at most 64 MiB and has no data packages:
 
     bash scripts/gpu/pack_codec.sh                   # here: a balanced 33-minute part of the corpus, 43 MB
     TOTAL=560 bash scripts/gpu/train_codec.sh .gpu/cache-codec.tar.xz $OUT/k      # there, carrying that archive
 
-runs both stages with the commands of train() below on the part (its manifest, and so the model's meta, says it is
-33 of the 405 minutes), stops before TOTAL (rerun on the same machine to resume), exports, and sends everything
+runs the three stages with the commands of train() below on the part (its manifest, and so the model's meta, says it
+is 33 of the 405 minutes), stops before TOTAL (rerun on the same machine to resume), exports, and sends everything
 back as results.tgz.part-*; scripts/gpu/train_codec.sh says what to carry and the time to expect.
 Measured on the full run of 2026-12-05 (benchmarks/results/codec_eval.json, 60 clips of the six held-out speakers):
 at 6 kbps a mel distance of 0.29 against Opus's 0.32 (Opus at its lowest setting, 11 kbps measured on these short
@@ -50,6 +61,7 @@ from genlab.checkpoint import load_checkpoint, save_checkpoint, weights_hash
 from genlab.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+STAGE0 = ROOT / "runs" / "speech-codec-wave"
 STAGE1 = ROOT / "runs" / "speech-codec"
 STAGE2 = ROOT / "runs" / "speech-codec-gan"
 OUT = ROOT / "src" / "genlab" / "assets" / "speech-codec"
@@ -57,11 +69,16 @@ COMMON = ["train.threads=2"]
 
 
 def train(smoke: bool = False) -> int:
-    s1, s2 = (STAGE1.with_name("speech-codec-smoke"), STAGE2.with_name("speech-codec-gan-smoke")) if smoke else (
-        STAGE1, STAGE2)
+    s0, s1, s2 = (STAGE0, STAGE1, STAGE2)
+    if smoke:
+        s0, s1, s2 = (s.with_name(f"{s.name}-smoke") for s in (s0, s1, s2))
     short = ["train.steps=2", "train.batch_size=2", "train.eval_every=2", "train.ckpt_every=0",
              "model.data.eval_clips=2"] if smoke else []
-    rc = main(["train", "codec", "--preset", "speech-codec", "--out", str(s1), *COMMON, *short])
+    rc = main(["train", "codec", "--preset", "speech-codec-wave", "--out", str(s0), *COMMON, *short])
+    if rc:
+        return rc
+    rc = main(["train", "codec", "--preset", "speech-codec", "--out", str(s1), f"model.init_from={s0}", *COMMON,
+               *short])
     if rc:
         return rc
     return main(["train", "codec", "--preset", "speech-codec-gan", "--out", str(s2), f"model.init_from={s1}",

@@ -3,8 +3,9 @@
 #
 #     TOTAL=560 bash scripts/gpu/train_codec.sh CACHE.tar.xz RESULTS_DIR [trainer overrides for both stages...]
 #
-# The two stages of recipes/speech_codec.py run with the recipe's own commands (kept in step with its train()):
-# stage 1 (preset speech-codec, 13,000 steps) into runs/speech-codec, then stage 2 (speech-codec-gan, 1,200 steps,
+# The three stages of recipes/speech_codec.py run with the recipe's own commands (kept in step with its train()):
+# stage 0 (preset speech-codec-wave, 350 steps) into runs/speech-codec-wave, stage 1 (preset speech-codec, 13,000
+# steps, starting from stage 0's codec) into runs/speech-codec, then stage 2 (speech-codec-gan, 1,200 steps,
 # starting from stage 1's EMA codec) into runs/speech-codec-gan; the trainer picks the GPU by itself. Whatever runs
 # is stopped by SIGTERM EXPORT_S seconds before TOTAL if unfinished: it saves an exact checkpoint in runs/ (ignored
 # by git, so it stays on the machine) and the script says so: run it again on the same warm machine to resume. Once
@@ -40,6 +41,7 @@ python3 -c 'from genlab.codec.data import SAMPLE_RATE, corpus_dir, unpack
 import torch
 print(unpack(corpus_dir(SAMPLE_RATE)).manifest["subset"]["note"])
 print("cuda:", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")' || exit 2
+STAGE0=$PWD/runs/speech-codec-wave
 STAGE1=$PWD/runs/speech-codec
 STAGE2=$PWD/runs/speech-codec-gan
 left() { echo $((TOTAL - SECONDS)); }
@@ -55,8 +57,9 @@ stage() {
   echo "train $preset rc=$? at ${SECONDS}s" | tee -a "$RESULTS/train_$preset.log"
   finished "$run"
 }
-stage "$STAGE1" speech-codec "$@" && stage "$STAGE2" speech-codec-gan "model.init_from=$STAGE1" "$@"
-for run in "$STAGE1" "$STAGE2"; do
+stage "$STAGE0" speech-codec-wave "$@" && stage "$STAGE1" speech-codec "model.init_from=$STAGE0" "$@" &&
+  stage "$STAGE2" speech-codec-gan "model.init_from=$STAGE1" "$@"
+for run in "$STAGE0" "$STAGE1" "$STAGE2"; do
   name=$(basename "$run")
   cp "$run/metrics.jsonl" "$RESULTS/metrics_$name.jsonl" 2>/dev/null
   cp "$run/train_config.json" "$RESULTS/train_config_$name.json" 2>/dev/null

@@ -72,16 +72,24 @@ class CodecRun:
 
 # The bundled speech codec: 16 kHz (codec/data.py says why), 50 frames a second, 1024-entry codebooks, 12 of them:
 # 500 bit/s each, so 1.5 / 3 / 6 kbps keep 3 / 6 / 12 codebooks. EnCodec's architecture at half its width
-# (16 filters) with 64-wide frames, so a training step is seconds on 2 CPU cores. It trains in two stages
-# (recipes/speech_codec.py): reconstruction losses alone, then with the discriminator (three scales, 8 filters)
-# from the first stage's weights, the share of compute the adversarial terms need being large on a CPU.
+# (16 filters) with 64-wide frames, so a training step is seconds on 2 CPU cores. It trains in three stages
+# (recipes/speech_codec.py), each from the last one's weights: the waveform L1 alone, which brings in the input's
+# phase; then the reconstruction losses with the waveform term kept strong (a codec trained on the log-mel losses from
+# the start matched magnitudes and never learnt phase); then with the discriminator (three scales, 8 filters), the
+# share of compute the adversarial terms need being large on a CPU.
 SPEECH_CODEC = CodecConfig(sample_rate=16000, n_filters=16, ratios=(8, 5, 4, 2), dimension=64, codebook_size=1024,
                            n_q=12, lstm_layers=2)
 
 PRESETS: dict[str, CodecRun] = {
+    "speech-codec-wave": CodecRun(
+        CodecModelConfig(SPEECH_CODEC, DiscriminatorConfig(filters=8, n_ffts=(1024, 512, 256)),
+                         LossWeights(time=1.0, mel=0.0, stft=0.0, adversarial=0.0)),
+        TrainConfig(steps=350, batch_size=8, lr=5e-4, beta1=0.5, beta2=0.9, warmup_steps=0, schedule="constant",
+                    grad_clip=10.0, ema_decay=0.0, ckpt_every=100, eval_every=200),
+    ),
     "speech-codec": CodecRun(
         CodecModelConfig(SPEECH_CODEC, DiscriminatorConfig(filters=8, n_ffts=(1024, 512, 256)),
-                         LossWeights(adversarial=0.0)),
+                         LossWeights(time=50.0, adversarial=0.0)),
         TrainConfig(steps=13000, batch_size=8, lr=5e-4, beta1=0.5, beta2=0.9, warmup_steps=100, schedule="cosine",
                     grad_clip=10.0, ema_decay=0.999, ckpt_every=250, eval_every=2000),
     ),
