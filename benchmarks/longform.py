@@ -95,6 +95,12 @@ FILES = {
     "dev-it-menardi": ("dev", "asterisk-it-menardi", 13),
     "dev-ru-festvox": ("dev", "festvox-ru-nsh", 14),
     "dev-nl-fillets": ("dev", "fillets-nl", 15),
+    # More dev material from the same sources (other clips, pauses and events), added 2026-12-05.
+    "dev-ru-festvox-b": ("dev", "festvox-ru-nsh", 41),
+    "dev-fr-june-b": ("dev", "asterisk-fr-june", 42),
+    "dev-en-allison-b": ("dev", "asterisk-en-allison", 43),
+    "dev-it-menardi-b": ("dev", "asterisk-it-menardi", 44),
+    "dev-nl-fillets-b": ("dev", "fillets-nl", 45),
     "test-en-librivox-jfk": ("test", "librivox-jfk", 21),
     "test-it-carlo": ("test", "asterisk-it-carlo", 22),
     "test-ru-ivrvoice": ("test", "asterisk-ru-ivrvoice", 23),
