@@ -74,9 +74,9 @@ class CodecRun:
 # 500 bit/s each, so 1.5 / 3 / 6 kbps keep 3 / 6 / 12 codebooks. EnCodec's architecture at half its width
 # (16 filters) with 64-wide frames, so a training step is seconds on 2 CPU cores. It trains in three stages
 # (recipes/speech_codec.py), each from the last one's weights: the waveform L1 alone, which brings in the input's
-# phase; then the reconstruction losses with the waveform term kept strong (a codec trained on the log-mel losses from
-# the start matched magnitudes and never learnt phase); then with the discriminator (three scales, 8 filters), the
-# share of compute the adversarial terms need being large on a CPU.
+# phase; then the reconstruction losses with the waveform term kept strong (trained on the log-mel losses from the
+# start, the codec matched magnitudes and had no phase after 13,000 steps); then with the discriminator (three
+# scales, 8 filters), the share of compute the adversarial terms need being large on a CPU.
 SPEECH_CODEC = CodecConfig(sample_rate=16000, n_filters=16, ratios=(8, 5, 4, 2), dimension=64, codebook_size=1024,
                            n_q=12, lstm_layers=2)
 
