@@ -5,7 +5,8 @@
     python recipes/speech_codec.py train     # stages 0, 1 and 2; resumable: rerun to continue
     python recipes/speech_codec.py export    # stage 2's EMA codec, float16 -> src/genlab/assets/speech-codec
     python recipes/speech_codec.py eval      # benchmarks/codec_eval.py on the export (vs Opus; WER on 30 prompts)
-    python recipes/speech_codec.py smoke     # about 2 minutes: 2 steps of each stage in runs/speech-codec*-smoke
+    python recipes/speech_codec.py smoke     # 2 steps of each stage in runs/speech-codec*-smoke (10.8 min beside
+                                             # a training on 2 cores)
 
 Stage 0 (preset ``speech-codec-wave``, 350 steps of 8 one-second windows): the waveform L1 alone, with the
 quantiser's commitment, which brings in the input's phase. Stage 1 (preset ``speech-codec``, 13,000 steps) starts from
@@ -16,7 +17,8 @@ data are 6.8 hours of speech of 60 people in about 25 languages; six speakers ar
 (genlab/codec/data.py).
 
 Time on 2 idle cores of the Intel Xeon of 2026-12-04 (fp32), measured: stage 1 0.54 s a step, stage 2 1.18 s, so
-about 2 h + 24 min (the earlier estimate, 3.8 s a step, was scaled from a loaded AMD EPYC). The first full run had
+about 2 h + 24 min (the earlier estimate, 3.8 s a step, was scaled from a loaded AMD EPYC); stage 0 is not timed
+alone (350 steps of the cheapest loss). The first full run had
 3,000 steps: with the VQ fixed (commit ce180d4) its quantiser reached 0.2% relative error on the latent at 12
 codebooks, but the autoencoder itself was the limit, at a held-out mel distance of 0.53 even unquantised (Opus at
 6 kbps: 0.28), so every bitrate scored the same; hence a longer run. The bundled run was set to 20,000 steps and
@@ -43,11 +45,12 @@ On one GPU, in a call of at most 10 minutes to a machine that receives at most 6
 runs the three stages with the commands of train() below on the part (its manifest, and so the model's meta, says it
 is 33 of the 405 minutes), stops before TOTAL (rerun on the same machine to resume), exports, and sends everything
 back as results.tgz.part-*; scripts/gpu/train_codec.sh says what to carry and the time to expect.
-Measured on the full run of 2026-12-05 (benchmarks/results/codec_eval.json, 60 clips of the six held-out speakers):
-at 6 kbps a mel distance of 0.29 against Opus's 0.32 (Opus at its lowest setting, 11 kbps measured on these short
-clips), but SI-SDR -33 dB against 6.9, PESQ 1.14 against 2.22, and Whisper base's WER on 30 Italian prompts 1.2-3.0
-against Opus's 0.27 (original audio 0.19): the output has the input's spectrum without its phase and is not
-intelligible, so this run is not bundled. Stage 1 alone (codec_eval_stage1.json): mel 0.28, PESQ 1.15, WER 1.0-1.1.
+Measured on the full run of 2026-12-05, made with the old two-stage recipe (benchmarks/results/codec_eval.json, 60
+clips of the six held-out speakers): at 6 kbps a mel distance of 0.29 against Opus's 0.32 (Opus at its lowest
+setting, 11 kbps measured on these short clips), but SI-SDR -33 dB against 6.9, PESQ 1.14 against 2.22, and Whisper
+base's WER on 30 Italian prompts 1.2-3.0 against Opus's 0.27 (original audio 0.19): the output has the input's
+spectrum without its phase and is not intelligible, so this run is not bundled. Stage 1 alone
+(codec_eval_stage1.json): mel 0.28, PESQ 1.15, WER 1.0-1.1.
 """
 
 import json
