@@ -53,7 +53,20 @@ def says_nothing(s: Segment, punctuation: str) -> bool:
 
 
 def overlaps(start: float, end: float, speech: list[tuple[float, float]]) -> bool:
+    """Whether a span meets the speech: overlaps a region, or, for a span of no length (a word the alignment gave
+    no frame of its own, such as French "'y" in "n'y a"), lies inside one."""
+    if end <= start:
+        return any(s <= start <= e for s, e in speech)
     return any(min(end, e) - max(start, s) > 0 for s, e in speech)
+
+
+def keep_heard_words(s: Segment, speech: list[tuple[float, float]], tok: WhisperTokenizer) -> None:
+    """Words timed where the gate heard no speech are not heard, and leave the segment's text too: the decoder goes
+    on writing over a sound joined to the end of an utterance (music, a synth note)."""
+    kept = [w for w in s.words if overlaps(w.start, w.end, speech)]
+    if len(kept) < len(s.words):
+        s.words, s.text = kept, "".join(w.word for w in kept)
+        s.tokens = tok.encode(s.text) if kept else []
 
 
 def split_segments(
@@ -246,12 +259,7 @@ def window_segments(
             # Whisper's timestamps often stretch over a pause; pull the bounds in to where speech was heard.
             inside = [(a, b) for a, b in speech if min(s.end, b) - max(s.start, a) > 0]
             s.start, s.end = max(s.start, inside[0][0]), min(s.end, inside[-1][1])
-            kept = [w for w in s.words if overlaps(w.start, w.end, speech)]
-            if len(kept) < len(s.words):
-                # Words timed where the gate heard no speech are not heard, and leave the text too: the decoder
-                # goes on writing over a sound joined to the end of an utterance (music, a synth note).
-                s.words, s.text = kept, "".join(w.word for w in kept)
-                s.tokens = tok.encode(s.text) if kept else []
+            keep_heard_words(s, speech, tok)
         # Over a sound the gate took for speech (a guitar chord, a sung synth note) the decoder writes a word or two
         # that the model itself doubts: on the dev files every such segment, and no segment of real speech, was
         # anomalous. A segment without a letter or digit ("." over a hum) says nothing either.
