@@ -4,6 +4,7 @@
                                              # once: ~8.4 h of audio, ~5 min to decode and resample
     python recipes/speech_codec.py train     # stages 0, 1 and 2; resumable: rerun to continue
     python recipes/speech_codec.py export    # stage 2's EMA codec, float16 -> src/genlab/assets/speech-codec
+    python recipes/speech_codec.py export-stage1   # stage 1's latest EMA codec -> runs/speech-codec-stage1-export
     python recipes/speech_codec.py eval      # benchmarks/codec_eval.py on the export (vs Opus; WER on 30 prompts)
     python recipes/speech_codec.py smoke     # 2 steps of each stage in runs/speech-codec*-smoke (10.8 min beside
                                              # a training on 2 cores)
@@ -88,18 +89,19 @@ def train(smoke: bool = False) -> int:
                  *COMMON, *short])
 
 
-def export() -> None:
-    ckpt = load_checkpoint(STAGE2, kind="codec")
+def export(source: Path = STAGE2, out: Path = OUT) -> None:
+    """``source``'s EMA codec (its latest checkpoint), in float16, to ``out``."""
+    ckpt = load_checkpoint(source, kind="codec")
     ema = ckpt.ema if ckpt.ema is not None else {k.removeprefix("codec."): v for k, v in ckpt.model.items()
                                                   if k.startswith("codec.")}
     half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in ema.items()}  # ~11 MB, not 21
     loaded = {k: v.float() if v.is_floating_point() else v for k, v in half.items()}  # what genlab runs
     model = {f"codec.{k}": v for k, v in half.items()}
     meta = {**ckpt.meta, "recipe": "recipes/speech_codec.py", "exported_from": str(ckpt.path.relative_to(ROOT)),
-            "weights": "EMA of stage 2, stored in float16, loaded as float32 (the hash is of those)",
+            "weights": f"EMA of {source.name}, stored in float16, loaded as float32 (the hash is of those)",
             "weights_hash": weights_hash(loaded)}
-    save_checkpoint(OUT, kind="codec", config={"codec": ckpt.config["codec"]}, model=model, meta=meta)
-    print(json.dumps({"exported": str(OUT), "step": ckpt.meta.get("step"), "weights_hash": meta["weights_hash"]}))
+    save_checkpoint(out, kind="codec", config={"codec": ckpt.config["codec"]}, model=model, meta=meta)
+    print(json.dumps({"exported": str(out), "step": ckpt.meta.get("step"), "weights_hash": meta["weights_hash"]}))
 
 
 if __name__ == "__main__":
@@ -113,6 +115,8 @@ if __name__ == "__main__":
         sys.exit(train(smoke=True))
     elif command == ["export"]:
         export()
+    elif command == ["export-stage1"]:  # stage 1's EMA codec so far, to be measured before stage 2 ends
+        export(STAGE1, ROOT / "runs" / "speech-codec-stage1-export")
     elif command == ["eval"]:
         sys.exit(subprocess.call([sys.executable, str(ROOT / "benchmarks" / "codec_eval.py"), "--model",
                                   "speech-codec", "--n", "60", "--seed", "0", "--wer-n", "30"]))
