@@ -139,6 +139,14 @@ def wer_table(systems: dict, n: int, seed: int, sr: int) -> dict:
     return out
 
 
+def model_step(name_or_dir: str) -> int | None:
+    """The training step the codec's weights come from, as its checkpoint records it."""
+    from genlab.checkpoint import load_checkpoint
+    from genlab.codec.api import resolve_model
+
+    return load_checkpoint(resolve_model(name_or_dir), kind="codec").meta.get("step")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="speech-codec")
@@ -161,7 +169,8 @@ def main() -> None:
         loaded = load(args.model)
         codec, cfg = loaded.codec, loaded.cfg
         info["model"] = {"name": args.model, "weights_hash": loaded.weights_hash, "sample_rate": cfg.sample_rate,
-                         "frame_rate": cfg.frame_rate, "codebook_size": cfg.codebook_size, "n_q": cfg.n_q}
+                         "frame_rate": cfg.frame_rate, "codebook_size": cfg.codebook_size, "n_q": cfg.n_q,
+                         "step": model_step(args.model)}
         for kbps in LADDER:
             n_q = cfg.n_q_for_kbps(kbps)
             if cfg.kbps(n_q) != kbps or n_q > cfg.n_q:

@@ -199,7 +199,9 @@ def watermark_eval() -> list[str]:
 
 
 def codec_eval() -> list[str]:
-    r, stage1 = _load("codec_eval"), _load("codec_eval_stage1")
+    # codec_eval and codec_eval_stage1: the old two-stage recipe; codec_eval_new_stage1: stage 1 of the three-stage
+    # recipe (fan-in initialisation, waveform L1 first), measured before its stage 2 had run.
+    r, stage1, new1 = _load("codec_eval"), _load("codec_eval_stage1"), _load("codec_eval_new_stage1")
     if r is None:
         return []
     c, model = r["clips"], r.get("model")
@@ -209,10 +211,13 @@ def codec_eval() -> list[str]:
            f"{r['opus_note']}; Opus's column gives the bitrate its files really have. Mel: multi-scale log-mel "
            f"distance (lower is better). Command: `{r['command']}`"
            + (f"; the stage-1 rows (the recipe's first stage alone, for comparison, not chosen on these clips): "
-              f"`{stage1['command']}`." if stage1 else "."), "",
+              f"`{stage1['command']}`" if stage1 else "")
+           + (f"; the rows of the new recipe's stage 1 (step {new1['model'].get('step')}, before its stage 2): "
+              f"`{new1['command']}`." if new1 else "."), "",
            "| system | kbps | SI-SDR mean (median), dB | mel | PESQ wb | WER (Whisper base, it) |",
            "|---|---|---|---|---|---|"]
-    runs = [("", r)] + ([("stage 1 only: ", stage1)] if stage1 else [])
+    runs = [("", r)] + ([("stage 1 only: ", stage1)] if stage1 else []) + ([("new recipe, stage 1: ", new1)]
+                                                                          if new1 else [])
     for label, res in runs:
         wer = res.get("wer_whisper_base_it") or {}
         for name, row in res["results"].items():
