@@ -211,9 +211,10 @@ def codec_eval() -> list[str]:
            f"{r['opus_note']}; Opus's column gives the bitrate its files really have. Mel: multi-scale log-mel "
            f"distance (lower is better). Command: `{r['command']}`"
            + (f"; the stage-1 rows (the recipe's first stage alone, for comparison, not chosen on these clips): "
-              f"`{stage1['command']}`" if stage1 else "")
-           + (f"; the rows of the new recipe's stage 1 (step {new1['model'].get('step')}, before its stage 2): "
-              f"`{new1['command']}`." if new1 else "."), "",
+              f"`{stage1['command']}` (weights {stage1['model']['weights_hash']})" if stage1 else "")
+           + (f"; the rows of the new recipe's stage 1 (step {new1['model'].get('step')}, before its stage 2; the "
+              f"same export folder, rewritten): `{new1['command']}` (weights {new1['model']['weights_hash']})."
+              if new1 else "."), "",
            "| system | kbps | SI-SDR mean (median), dB | mel | PESQ wb | WER (Whisper base, it) |",
            "|---|---|---|---|---|---|"]
     runs = [("", r)] + ([("stage 1 only: ", stage1)] if stage1 else []) + ([("new recipe, stage 1: ", new1)]
