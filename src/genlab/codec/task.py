@@ -95,7 +95,7 @@ PRESETS: dict[str, CodecRun] = {
     ),
     "speech-codec-gan": CodecRun(
         CodecModelConfig(SPEECH_CODEC, DiscriminatorConfig(filters=8, n_ffts=(1024, 512, 256))),
-        TrainConfig(steps=1200, batch_size=8, lr=2e-4, beta1=0.5, beta2=0.9, warmup_steps=0, schedule="constant",
+        TrainConfig(steps=4800, batch_size=8, lr=2e-4, beta1=0.5, beta2=0.9, warmup_steps=0, schedule="constant",
                     grad_clip=10.0, ema_decay=0.999, ckpt_every=100, eval_every=200),
     ),
     # EnCodec 24 kHz exactly (the shape that Hugging Face's facebook/encodec_24khz weights load into).
