@@ -492,7 +492,10 @@ def main() -> None:
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"asr_longform_{args.split}.json")
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    results = {"command": "python " + " ".join(sys.argv), "genlab_commit": commit + " (plus uncommitted changes)",
+    dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "src", "benchmarks/longform.py"]
+                           ).returncode != 0
+    results = {"command": "python " + " ".join(sys.argv),
+               "genlab_commit": commit + (" (plus uncommitted changes)" if dirty else ""),
                "metrics": {"invented_margin_s": MARGIN, "boundary_tolerance_s": BOUNDARY_TOLERANCE},
                "event_licences": EVENT_LICENCES, "files": {}, "runs": {}}
     for n in names:
