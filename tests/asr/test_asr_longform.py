@@ -165,38 +165,3 @@ def test_a_piece_a_packed_window_gave_no_text_is_decoded_alone_at_once(base, mon
         holding = [w for w in windows if any(min(b, e) > max(a, s) for s, e in w)]
         assert len(holding) <= 2, (a, b, windows)
     _check(r, utts)
-
-
-@needs_base
-def test_a_prompted_packed_window_that_passes_over_an_utterance_is_decoded_again(base, monkeypatch):
-    """dev-en-allison-r, its first 113 s, exactly as benchmarks/longform.py builds it: four prompts that recur, as
-    in a phone menu. Under beam search a window that packs several utterances is now conditioned on the text
-    before it (the old code gave it no prompt). The window from 55.5 s, prompted with text that ends "... The
-    conference is now unmuted. Call waiting. Simultaneous call limit reached. Your temporary greeting has been
-    removed.", gave no text for its first piece (56.7-60.3 s: "The conference is now unmuted. Call waiting.",
-    sentences the prompt held) and moved on; the next window wrote from 61.7 s on. A prompted packed window that
-    moves past a piece without a word is decoded again without its prompt: every utterance is heard."""
-    import sys
-
-    from genlab.asr import transcribe as longform_loop
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    longform = pytest.importorskip("longform")
-    _need(AST)
-    audio, manifest = longform.build("dev-en-allison-r")
-    audio = audio[: 113 * SR]
-    prompted = []
-    decode = longform_loop.decode_with_fallback
-
-    def record(model, features, tok, base_options, *args):
-        prompted.append(base_options.prompt is not None and base_options.end_not_before[0] is not None)
-        return decode(model, features, tok, base_options, *args)
-
-    monkeypatch.setattr(longform_loop, "decode_with_fallback", record)
-    r = base.transcribe(audio, language="en", beam_size=5, vad=True, word_timestamps=True)
-    assert any(prompted)  # a packed window (one with an end rule) had a prompt
-    utts = [(u["start"], u["end"]) for u in manifest["utterances"] if u["end"] < 113]
-    for a, b in utts:
-        assert any(w.end >= a and w.start <= b for s in r.segments for w in s.words), (a, b, r.text)
-    for w in (w for s in r.segments for w in s.words):  # and no word is invented (the gate joined two utterances
-        assert any(w.end >= a - 0.3 and w.start <= b + 0.3 for a, b in utts), w  # of 56.7-60.3 s: one segment)

@@ -69,18 +69,6 @@ def keep_heard_words(s: Segment, speech: list[tuple[float, float]], tok: Whisper
         s.tokens = tok.encode(s.text) if kept else []
 
 
-def passes_over_speech(segments: list[Segment], win: Window, seek: int) -> bool:
-    """Whether decoding moves past a piece of ``win`` (file frames, ending at or before ``seek``) that none of the
-    window's words lie in: the decoder skipped an utterance there, or the gate took a sound for speech."""
-    words = [(w.start, w.end) for s in segments for w in s.words]
-    for a, b in win.pieces:
-        if b > seek:
-            break
-        if not any(overlaps(ws, we, [(a / FRAMES_PER_SECOND, b / FRAMES_PER_SECOND)]) for ws, we in words):
-            return True
-    return False
-
-
 def split_segments(
     result: DecodingResult, tok: WhisperTokenizer, seek: int, segment_size: int, time_offset: float
 ) -> tuple[list[Segment], int]:

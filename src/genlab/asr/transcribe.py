@@ -26,7 +26,7 @@ from ..data.audio import FRAMES_PER_SECOND, N_FRAMES, SAMPLE_RATE, pad_or_trim
 from .decoding import DecodingOptions, DecodingResult, decode, detect_language
 from .model import Whisper
 from .results import Segment, TranscriptionResult, Word  # noqa: F401  (the results of transcribe)
-from .segments import passes_over_speech, window_segments
+from .segments import window_segments
 from .tokenizer import WhisperTokenizer
 from .windows import LEAD_FRAMES, FileLogMel, Todo, Window, long_log_mel, speech_groups  # noqa: F401
 
@@ -209,14 +209,11 @@ class LongForm:
     def _first_options(self, wins: list[Window]) -> DecodingOptions:
         """The decoding options of these windows' first try: their prompt and their end rule.
 
-        A window decoded alone is conditioned on the text before it, unless it is a retry: a stretch that a packed
-        window gave no text, decoded again on its own. Such a stretch is often a sound that the gate took for
-        speech (music, a hum), and over it the decoder copied the prompt (a whole earlier utterance). A window
-        that packs several utterances is conditioned under beam search only, and its text is checked: the decoder
-        may pass over an utterance that its prompt already holds (see :meth:`_segments`). On the dev files of
-        benchmarks/longform.py the prompt cut beam search's errors from 253 to 238 and raised greedy decoding's
-        from 265 to 271 (benchmarks/results/asr_longform.json, ``dev_2026_12_05b``). Windows decoded together
-        are not conditioned: the text before them is not decoded yet.
+        A window decoded alone is conditioned on the text before it, unless it packs several utterances (then the
+        decoder tends to copy the prompt instead of hearing the first one) or it is a retry: a stretch that a
+        packed window gave no text, decoded again on its own. Such a stretch is often a sound that the gate took
+        for speech (music, a hum), and over it the decoder copied the prompt (a whole earlier utterance).
+        Windows decoded together are not conditioned: the text before them is not decoded yet.
 
         The decoder tends to stop after the second-to-last of the utterances packed in a window: a packed window
         may not end before its timestamps reach the last second of the speech the gate heard (a window cut at 30 s
@@ -224,11 +221,10 @@ class LongForm:
         faster-whisper: a retry kept from ending there wrote words over the sound it held. (Where the last
         utterance of a packed window ends with a sound that the gate joined to it, the rule may still push words
         onto the sound; window_segments drops words timed outside the speech the gate heard.)"""
-        one = len(wins) == 1 and not wins[0].retry
-        packed = one and len(wins[0].pieces) > 1
-        prompted = one and (not packed or (self.base.beam_size or 1) > 1)
-        prompt = self.all_tokens[self.prompt_reset_since :] if prompted else None
-        return replace(self.base, prompt=prompt or None, end_not_before=tuple(self._reach(w) for w in wins))
+        alone = len(wins) == 1 and len(wins[0].pieces) == 1 and not wins[0].retry
+        prompt = self.all_tokens[self.prompt_reset_since :] if alone else None
+        end_not_before = tuple(self._reach(w) for w in wins)
+        return replace(self.base, prompt=prompt or None, end_not_before=end_not_before)
 
     def _reach(self, w: Window) -> float | None:
         """Where a packed window's timestamps must reach before it may end (window seconds), or None."""
@@ -236,23 +232,13 @@ class LongForm:
             return None
         return (w.bounds()[-1][1] - LEAD_FRAMES) / FRAMES_PER_SECOND
 
-    def _segments(self, win: Window, result: DecodingResult, features: torch.Tensor, audio_kv):
-        return window_segments(self.model, self.tok, result, features, win, self.options, self.speech, audio_kv,
-                               self.last_speech)
-
-    def _accept(self, wins: list[Window], decoded, features: torch.Tensor, audio_kv,
-                options: DecodingOptions) -> None:
-        """Each window's segments join the waiting ones; the undecoded rest goes back to the plan. ``options``:
-        those the windows were first decoded with."""
+    def _accept(self, wins: list[Window], decoded, features: torch.Tensor, audio_kv) -> None:
+        """Each window's segments join the waiting ones; the undecoded rest goes back to the plan."""
         for i, (win, (result, accepted)) in enumerate(zip(wins, decoded)):
-            new, self.seek, alone = self._segments(win, result, features[i : i + 1], _rows(audio_kv, i))
-            if options.prompt and len(win.pieces) > 1 and passes_over_speech(new, win, self.seek):
-                # Conditioned on the text before it, the decoder passed over an utterance, often one that the
-                # prompt holds (a prompt recurring in a phone menu): the window is decoded again without one.
-                (result, accepted), = decode_with_fallback(self.model, features[i : i + 1], self.tok,
-                                                           replace(options, prompt=None), self.options,
-                                                           _rows(audio_kv, i))
-                new, self.seek, alone = self._segments(win, result, features[i : i + 1], _rows(audio_kv, i))
+            new, self.seek, alone = window_segments(
+                self.model, self.tok, result, features[i : i + 1], win, self.options, self.speech, _rows(audio_kv, i),
+                self.last_speech,
+            )
             self.last_speech = next((s.words[-1].end for s in reversed(new) if s.words), self.last_speech)
             if self.todo is not None:
                 self.todo.put_back(win, self.seek, alone)
@@ -297,11 +283,11 @@ class LongForm:
                     # Where a window ends inside an utterance the next starts where its text stops: nothing to guess.
                     ahead.start([[w] for w in self.todo.peek(ahead.depth)])  # one window at a time
                 poll = ahead.poll if ahead is not None else None
-                first = self._first_options(wins)
-                decoded = decode_with_fallback(self.model, features, self.tok, first, self.options, audio_kv, poll)
+                decoded = decode_with_fallback(self.model, features, self.tok, self._first_options(wins),
+                                               self.options, audio_kv, poll)
                 if poll is not None:
                     poll()
-                self._accept(wins, decoded, features, audio_kv, first)
+                self._accept(wins, decoded, features, audio_kv)
                 for s in self._ready():
                     emit(s)
                 bar.update(self.frontier)
