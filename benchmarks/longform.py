@@ -294,6 +294,8 @@ def build(name: str) -> tuple[np.ndarray, dict]:
     put(np.zeros(int(_pause(rng) * SR), np.float32))
     i = 0
     while t < target:
+        if i >= 50 * len(order) and not utts:
+            raise ValueError(f"{name}: none of the clips drawn from {source} is 1-20 s of readable audio")
         clip_id, path, text = clips[order[i % len(order)]]
         i += 1
         try:

@@ -18,7 +18,8 @@ data are 6.8 hours of speech of 60 people in about 25 languages; six speakers ar
 (genlab/codec/data.py).
 
 Time on 2 idle cores of the Intel Xeon of 2026-12-04 (fp32), measured: stage 1 0.54 s a step, stage 2 1.18 s, so
-about 2 h + 24 min (the earlier estimate, 3.8 s a step, was scaled from a loaded AMD EPYC); stage 0 is not timed
+about 2 h for stage 1 and, with stage 2's 4,800 steps (1.03 s a step on 2026-12-05), about 1.4 h for stage 2 (the
+earlier estimate, 3.8 s a step, was scaled from a loaded AMD EPYC); stage 0 is not timed
 alone (350 steps of the cheapest loss). The first full run had
 3,000 steps: with the VQ fixed (commit ce180d4) its quantiser reached 0.2% relative error on the latent at 12
 codebooks, but the autoencoder itself was the limit, at a held-out mel distance of 0.53 even unquantised (Opus at
