@@ -200,10 +200,10 @@ def watermark_eval() -> list[str]:
 
 def codec_eval() -> list[str]:
     # codec_eval and codec_eval_stage1: the old two-stage recipe; codec_eval_new_stage1: stage 1 of the three-stage
-    # recipe (fan-in initialisation, waveform L1 first), measured before its stage 2 had run; codec_eval_gan_1200:
-    # that recipe's stage 2 (GAN) at step 1,200, where it first ended.
+    # recipe (fan-in initialisation, waveform L1 first), measured before its stage 2 had run; codec_eval_gan_<step>:
+    # that recipe's stage 2 (GAN) at a step, in step order.
     r, stage1, new1 = _load("codec_eval"), _load("codec_eval_stage1"), _load("codec_eval_new_stage1")
-    gan = _load("codec_eval_gan_1200")
+    gans = sorted((_load(p.stem) for p in RESULTS.glob("codec_eval_gan_*.json")), key=lambda g: g["model"]["step"])
     if r is None:
         return []
     c, model = r["clips"], r.get("model")
@@ -217,13 +217,13 @@ def codec_eval() -> list[str]:
            + (f"; the rows of the new recipe's stage 1 (step {new1['model'].get('step')}, before its stage 2; the "
               f"same export folder, rewritten): `{new1['command']}` (weights {new1['model']['weights_hash']})"
               if new1 else "")
-           + (f"; the rows of its stage 2 (GAN) at step {gan['model'].get('step')}: `{gan['command']}` (weights "
-              f"{gan['model']['weights_hash']})." if gan else "."), "",
+           + "".join(f"; the rows of its stage 2 (GAN) at step {g['model']['step']}: `{g['command']}` (weights "
+                     f"{g['model']['weights_hash']})" for g in gans) + ".", "",
            "| system | kbps | SI-SDR mean (median), dB | mel | PESQ wb | WER (Whisper base, it) |",
            "|---|---|---|---|---|---|"]
     runs = [("", r)] + ([("stage 1 only: ", stage1)] if stage1 else []) + ([("new recipe, stage 1: ", new1)]
                                                                           if new1 else [])
-    runs += [(f"new recipe, stage 2 at step {gan['model'].get('step')}: ", gan)] if gan else []
+    runs += [(f"new recipe, stage 2 at step {g['model']['step']}: ", g) for g in gans]
     for label, res in runs:
         wer = res.get("wer_whisper_base_it") or {}
         for name, row in res["results"].items():
