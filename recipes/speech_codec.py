@@ -42,7 +42,11 @@ stage 1's EMA at step 13,000: SI-SDR +0.44 dB at 6 kbps, mel 0.299, PESQ 1.30, W
 the speech not yet intelligible). Stage 2 was first set to 1,200 steps; there (codec_eval_gan_1200.json, 1.03 s a
 step alone) Whisper base's WER was 0.91 at 6 kbps, 0.97 at 3 and 1.21 at 1.5 (stage 1: 1.21, 1.12, 2.88; Opus 0.27),
 PESQ 1.31, mel 0.295: better heard, not yet intelligible, so stage 2 was set to 4,800 steps and resumed (its rate
-is constant, so the extension changes nothing in the steps already run).
+is constant, so the extension changes nothing in the steps already run). At 4,800 (codec_eval_gan_4800.json) mel
+0.293 and PESQ 1.31 at 6 kbps had hardly moved, and WER was worse: 2.25 at 6 kbps, 1.02 at 3, 3.53 at 1.5 (Whisper
+writes loops over some clips). In a one-off check of 16 training clips (not kept in benchmarks/results) the decoded
+speech was 4-5 dB low in every band from 500 Hz to 4 kHz at step ~3,400 (stage 1: 6-7 dB): the log-mel L1 does not
+weigh the spectral peaks, and more adversarial steps did not bring them back.
 
 On one GPU, in a call of at most 10 minutes to a machine that receives at most 64 MiB and has no data packages:
 
