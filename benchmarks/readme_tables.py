@@ -185,12 +185,16 @@ def watermark_eval() -> list[str]:
     if r is None:
         return []
     fp, sdr, pesq = r["false_positives"], r["si_sdr_db"], r.get("pesq_wb_marked_vs_unmarked") or {}
+    dev = _load("watermark_eval_dev")
+    chosen = (f" The settings were chosen on other clips (`{dev['command']}`: espeak's training sentences and the "
+              f"codec corpus's training speakers), where a 1 s crop was detected at "
+              f"{dev['detection']['crop 1 s']['rate']:.1%}." if dev else "")
     out = ["### Watermark: detection under attacks, false positives on clean audio", "",
-           f"{r['n_marked']} marked clips and {r['n_clean']} clean clips (real speech, espeak, codec round trips), "
+           f"{r['n_marked']} marked clips and {r['n_clean']} clean clips (real speech, espeak, MP3 round trips), "
            f"seed {r['seed']}. False positives: {fp['count']} of {fp['n']} (95% interval up to {fp['ci95'][1]:.2%}; "
            f"the detector's threshold bounds the rate at {fp['guaranteed_bound']:.1%} per file by construction). "
            f"SI-SDR of marked vs unmarked: mean {sdr['mean']} dB (min {sdr['min']}); wide-band PESQ "
-           f"{pesq.get('mean', '—')} (n={pesq.get('n', '—')}). Command: `{r['command']}`.", "",
+           f"{pesq.get('mean', '—')} (n={pesq.get('n', '—')}). Command: `{r['command']}`.{chosen}", "",
            "| attack | detected | rate | 95% interval |", "|---|---|---|---|"]
     for attack, d in r["detection"].items():
         low, high = d["ci95"]

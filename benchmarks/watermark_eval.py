@@ -1,13 +1,15 @@
 """The watermark under attack: detection rate on marked clips per attack, false positives on clean clips, and how
 much the mark changes the audio (SI-SDR, wide-band PESQ).
 
-    python benchmarks/watermark_eval.py [--n 500] [--clean 500] [--seed 0]
+    python benchmarks/watermark_eval.py [--n 500] [--clean 500] [--seed 0] [--dev]
 
 Marked clips (``--n``): half genlab's own speech when a trained voice bundle exists (``--tts-model``, held-out
 sentences, built-in voice), otherwise espeak-ng standing in for it, the speech genlab's TTS imitates: espeak-ng
 sentences (held-out text of ``genlab.data.text_sources``, 24 voices, 140-210 words per minute; needs genlab[speech])
 and real recorded speech (the held-out speakers of the codec corpus, ``genlab data codec``, and the LibriVox /
-JFK clips) for the other half (what cloning imitates), each cut to at most 8 s and marked at 24 kHz.
+JFK clips) for the other half (what cloning imitates), each cut to at most 8 s and marked at 24 kHz. ``--dev``
+marks espeak's training sentences and the codec corpus's training speakers instead: the watermark's settings are
+chosen there, and the test clips only report them.
 
 Attacks, each on every marked clip: resampling to 16 / 22.05 / 44.1 kHz, MP3 32 and 64 kbps CBR and Ogg/Opus
 ~32 kbps (libsndfile; the measured bitrate is reported), white noise at 20 dB SNR, gain -12 dB and +6 dB with
@@ -96,14 +98,15 @@ def real_clips(split: str | None, n: int, rng: np.random.Generator) -> list[tupl
     return out[:n]
 
 
-def espeak_clips(n: int, rng: np.random.Generator, offset: int) -> list[tuple[str, np.ndarray, int]]:
+def espeak_clips(n: int, rng: np.random.Generator, offset: int,
+                 split: str = "test") -> list[tuple[str, np.ndarray, int]]:
     try:
         from genlab.data.speech import _split_sentences, espeak
     except ImportError:
         return []
     try:
         engine = espeak()
-        sentences = _split_sentences(0)["en"]["test"]
+        sentences = _split_sentences(0)["en"][split]
     except Exception as e:
         print(f"note: espeak unavailable ({e})", file=sys.stderr)
         return []
@@ -205,9 +208,13 @@ def genlab_clips(n: int, model: str) -> list[tuple[str, np.ndarray, int]]:
              22050) for i in range(n)]
 
 
-def marked_set(n: int, rng, model: str = "speech-tts") -> list[tuple[str, np.ndarray]]:
-    clips = genlab_clips(n // 2, model) or espeak_clips(n // 2, rng, offset=0)
-    clips += real_clips("test", n - len(clips), rng)
+def marked_set(n: int, rng, model: str = "speech-tts", dev: bool = False) -> list[tuple[str, np.ndarray]]:
+    if dev:  # tuning data: training sentences and training speakers, never the reported test clips
+        clips = espeak_clips(n // 2, rng, offset=0, split="train")
+        clips += [c for c in real_clips("train", n - len(clips) + 10, rng) if "/" in c[0]][: n - len(clips)]
+    else:
+        clips = genlab_clips(n // 2, model) or espeak_clips(n // 2, rng, offset=0)
+        clips += real_clips("test", n - len(clips), rng)
     out = []
     for name, audio, rate in clips:
         x = soxr.resample(audio[: int(MAX_SECONDS * rate)], rate, RATE).astype(np.float32)
@@ -220,13 +227,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500, help="marked clips")
     ap.add_argument("--clean", type=int, default=500, help="clean clips")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="watermark_eval")
+    ap.add_argument("--out", default=None, help="result name (default watermark_eval, or watermark_eval_dev)")
+    ap.add_argument("--dev", action="store_true", help="tune here: espeak training sentences and real training "
+                    "speakers (no LibriVox / JFK) instead of the reported test clips")
     ap.add_argument("--tts-model", default="speech-tts", help="genlab voice bundle whose speech is marked")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     wm = default()
     t0 = time.perf_counter()
-    marked = marked_set(args.n, rng, args.tts_model)
+    marked = marked_set(args.n, rng, args.tts_model, args.dev)
     table = attacks(rng, codec_attack())
     hits = {name: 0 for name in table}
     sdr, pesqs, embed_s, detect_s, scores = [], [], 0.0, 0.0, {name: [] for name in table}
@@ -264,7 +273,8 @@ def main() -> None:
     bitrates = {f"{fmt} {kb}": round(lossy(marked[0][1], RATE, fmt, kb)[2], 1) for fmt, kb in
                 (("mp3", 32), ("mp3", 64), ("opus", 32))}
     result = {
-        "n_marked": n, "n_clean": m, "seed": args.seed, "marked_sources": sorted({c[0].split("/")[0] for c in marked}),
+        "split": "dev" if args.dev else "test", "n_marked": n, "n_clean": m, "seed": args.seed,
+        "marked_sources": sorted({c[0].split("/")[0] for c in marked}),
         "detection": detection,
         "false_positives": {"rate": round(len(false) / max(m, 1), 5), "count": len(false), "n": m,
                             "ci95": wilson(len(false), m), "clips": false,
@@ -280,7 +290,7 @@ def main() -> None:
                     "total": round(time.perf_counter() - t0, 1)},
         "watermark_config": {k: v for k, v in wm.cfg.__dict__.items()},
     }
-    write_result(args.out, result)
+    write_result(args.out or ("watermark_eval_dev" if args.dev else "watermark_eval"), result)
     for a, d in detection.items():
         print(f"{a:50s} {d['rate'] * 100:6.1f} %  (n={n})")
     print(f"false positives {len(false)}/{m}; SI-SDR mean {result['si_sdr_db']['mean']} dB, min "

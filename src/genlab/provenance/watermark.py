@@ -3,7 +3,7 @@
 A keyed spread-spectrum mark in the short-time magnitude spectrum (Kirovski & Malvar 2003, "Spread-spectrum
 watermarking of audio signals", IEEE TSP 51(4): chips of a few tenths of a dB in the log-magnitude of time-frequency
 tiles, a correlation detector). At 16 kHz the band ``f_lo .. f_hi`` is cut into ~100 sub-bands (2 FFT bins wide at
-the bottom, 2.5 % of their frequency above that) and time into blocks of 128 ms. The key, a seeded ±1 matrix
+the bottom, 2.5 % of their frequency above that) and time into blocks of 64 ms. The key, a seeded ±1 matrix
 ``w[band, block mod period]``, scales every tile by ``exp(a * w)``::
 
     Y(f, t) = X(f, t) * exp(a[b(f), j(t)] * w[b(f), j(t) mod P])          (phase untouched)
@@ -14,13 +14,15 @@ signal (loud tiles, which dominate the error, get less; quiet ones up to ``alpha
 16 kHz and added, resampled, to the audio at its own rate, so nothing above 8 kHz changes.
 
 Detection. The audio is resampled to 16 kHz; each tile's mean log-power is whitened (minus the mean of its 8
-neighbouring bands, minus its band's mean over time, clipped at ``clip_mad`` robust deviations) giving ``r``; tiles
-sharing a key entry are summed, ``R_e``; the score is the self-normalised correlation
-``z = sum_e w_e R_e / sqrt(sum_e R_e^2)``. For audio made without the key, ``w`` is a Rademacher sequence
-independent of ``R``, so by Hoeffding's inequality ``P(z >= t) <= exp(-t^2/2)`` whatever the audio. The detector
-searches every block phase and key column (cropping), and speed changes of +-12 % (which scale time and frequency
-alike: the audio is resampled by each candidate factor); the threshold is the union bound over all ``n`` tries:
-``t = sqrt(2 ln(n / fpr))``, so the false-positive rate per file is at most ``fpr`` by construction, not by
+neighbouring bands, minus half the mean of its two neighbouring blocks, minus its band's mean over time, clipped at
+``clip_mad`` robust deviations) and weighted like the embedder's strength (tiles louder than the
+``weight_quantile``-th percentile carry a weaker mark: weight ``E_q / E``), giving ``r``; tiles sharing a key entry
+are summed, ``R_e``; the score is the self-normalised correlation ``z = sum_e w_e R_e / sqrt(sum_e R_e^2)``. For
+audio made without the key, ``w`` is a Rademacher sequence independent of ``R`` (whitening and weights are
+functions of the audio alone), so by Hoeffding's inequality ``P(z >= t) <= exp(-t^2/2)`` whatever the audio. The
+detector searches every block phase and key column (cropping), and speed changes of +-12 % (which scale time and
+frequency alike: the audio is resampled by each candidate factor); the threshold is the union bound over all ``n``
+tries: ``t = sqrt(2 ln(n / fpr))``, so the false-positive rate per file is at most ``fpr`` by construction, not by
 calibration. Long files are scored in windows of ``window_seconds`` (more tries).
 
 The key is public inside genlab (anyone can run the detector); it is a provenance signal, not a secret.
@@ -43,15 +45,17 @@ class WatermarkConfig:
     key: str = "genlab-tts-v1"
     f_lo: float = 300.0  # Hz: the marked band (MP3 and Opus at 32 kbps keep it)
     f_hi: float = 7000.0
-    min_band_hz: float = 31.25  # two FFT bins: the narrowest sub-band
+    min_band_hz: float = 62.5  # two FFT bins: the narrowest sub-band
     band_ratio: float = 1.025  # above that, each sub-band is 2.5 % of its frequency
-    n_fft: int = 1024  # at 16 kHz: 64 ms
-    hop: int = 256
-    block_hops: int = 8  # 128 ms blocks
-    period: int = 16  # key columns: the pattern repeats every 2.048 s
-    alpha_max: float = 0.3  # at most +-0.3 in log-magnitude (2.6 dB), in the quietest tiles
+    n_fft: int = 512  # at 16 kHz: 32 ms (a 64 ms window smears each tile's gain into its neighbours: audible)
+    hop: int = 128
+    block_hops: int = 8  # 64 ms blocks
+    period: int = 32  # key columns: the pattern repeats every 2.048 s
+    alpha_max: float = 0.6  # at most +-0.6 in log-magnitude (5.2 dB), in the quietest tiles
     target_sisdr_db: float = 24.5  # the distortion budget; the estimate is conservative: measured SI-SDR ~26 dB
     clip_mad: float = 1.5  # detector: whitened tiles are clipped at this many robust deviations (heavy tails)
+    time_highpass: float = 0.5  # detector: minus this times the mean of the tile's two neighbouring blocks
+    weight_quantile: float = 85.0  # detector: tiles louder than this percentile weigh E_q / E (their mark is weaker)
     max_speed_change: float = 0.12  # the detector searches speed factors exp(+-0.12)
     scale_step: float = 0.01
     phase_step: int = 2  # hops between tried block phases
@@ -185,17 +189,23 @@ class Watermark:
         used = frames[:, phase : phase + n_blocks * cfg.block_hops]
         L = used.reshape(self.n_bands, n_blocks, cfg.block_hops).mean(2)  # (bands, blocks)
         keep = L > L.max() - math.log(1e6)  # tiles within 60 dB of the loudest
-        # Whiten: minus the mean of the 4 bands on either side (the spectral envelope), then minus the band's mean.
+        # Whiten: minus the mean of the 4 bands on either side (the spectral envelope) and half the mean of the two
+        # neighbouring blocks (its drift over time), then minus the band's mean.
         k = 4
         padded = np.pad(L, ((k, k), (0, 0)), mode="edge")
         csum = np.cumsum(np.pad(padded, ((1, 0), (0, 0))), axis=0)
         around = (csum[2 * k + 1 :] - csum[: -2 * k - 1] - L) / (2 * k)  # (bands, blocks)
-        r = np.where(keep, L - around, 0.0)
+        r = L - around
+        beside = np.pad(r, ((0, 0), (1, 1)), mode="edge")
+        r = r - cfg.time_highpass * 0.5 * (beside[:, :-2] + beside[:, 2:])  # the envelope's drift over time
+        r = np.where(keep, r, 0.0)
         count = np.maximum(keep.sum(1, keepdims=True), 1)
         r = np.where(keep, r - r.sum(1, keepdims=True) / count, 0.0)
         if keep.any():  # a robust M-estimate: valleys between harmonics make heavy tails that would drown the mark
             spread = 1.4826 * float(np.median(np.abs(r[keep]))) + 1e-9
             r = np.clip(r, -cfg.clip_mad * spread, cfg.clip_mad * spread)
+            loud = np.percentile(L[keep], cfg.weight_quantile)  # the embedder gave louder tiles a weaker mark
+            r = r * np.minimum(1.0, np.exp(loud - L))
         R = np.zeros((self.n_bands, cfg.period))  # (bands, P) tiles summed per key column
         np.add.at(R.T, np.arange(n_blocks) % cfg.period, r.T)
         norm = math.sqrt(float((R**2).sum()))
