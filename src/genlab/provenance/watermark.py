@@ -2,7 +2,7 @@
 
 A keyed spread-spectrum mark in the short-time magnitude spectrum (Kirovski & Malvar 2003, "Spread-spectrum
 watermarking of audio signals", IEEE TSP 51(4): chips of a few tenths of a dB in the log-magnitude of time-frequency
-tiles, a correlation detector). At 16 kHz the band ``f_lo .. f_hi`` is cut into ~100 sub-bands (2 FFT bins wide at
+tiles, a correlation detector). At 16 kHz the band ``f_lo .. f_hi`` is cut into ~80 sub-bands (2 FFT bins wide at
 the bottom, 2.5 % of their frequency above that) and time into blocks of 64 ms. The key, a seeded ±1 matrix
 ``w[band, block mod period]``, scales every tile by ``exp(a * w)``::
 
