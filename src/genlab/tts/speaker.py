@@ -64,8 +64,9 @@ class SpeakerRun:
 
 
 SPEAKER_PRESETS = {
+    # A checkpoint every 250 steps (~4 min on 2 CPU cores): a session on a shared machine can end at any time.
     "speech-speaker": SpeakerRun(train=TrainConfig(steps=6000, batch_size=16, lr=1e-3, warmup_steps=300,
-                                                   grad_clip=3.0, ema_decay=0.0, ckpt_every=1000, log_every=50)),
+                                                   grad_clip=3.0, ema_decay=0.0, ckpt_every=250, log_every=50)),
     "tiny": SpeakerRun(model=SpeakerConfig(hidden=32, layers=1, dim=16), utterances_per_speaker=2,
                        train=TrainConfig(steps=4, batch_size=3, lr=1e-3, warmup_steps=0, ema_decay=0.0,
                                          ckpt_every=0, log_every=2, progress=False)),

@@ -57,10 +57,11 @@ class VocoderRun:
 TINY_DATA = DataConfig(train_utterances=40, test_utterances=4)
 ACOUSTIC_PRESETS: dict[str, AcousticRun] = {
     # The bundled acoustic model (recipes/tts_speech.py): ~7M parameters, voices as GE2E d-vectors (cloning).
+    # A checkpoint every 100 steps (~5 min on 2 CPU cores): a session on a shared machine can end at any time.
     "speech-tts": AcousticRun(
         model=AcousticConfig(dim=192, n_head=2, encoder_layers=4, decoder_layers=4, speaker_dim=256),
         speaker_encoder="runs/speaker-speech-speaker",
-        train=TrainConfig(steps=10000, batch_size=16, lr=5e-4, warmup_steps=500, ema_decay=0.999, ckpt_every=500,
+        train=TrainConfig(steps=10000, batch_size=16, lr=5e-4, warmup_steps=500, ema_decay=0.999, ckpt_every=100,
                           log_every=50, eval_every=1000)),
     "tiny": AcousticRun(
         model=AcousticConfig(dim=32, n_head=2, encoder_layers=1, decoder_layers=1, predictor_channels=32,
@@ -69,9 +70,9 @@ ACOUSTIC_PRESETS: dict[str, AcousticRun] = {
                                           ckpt_every=0, log_every=5, progress=False)),
 }
 VOCODER_PRESETS: dict[str, VocoderRun] = {
-    "speech-vocoder": VocoderRun(vocoder=VocoderConfig(), train=TrainConfig(
+    "speech-vocoder": VocoderRun(vocoder=VocoderConfig(), train=TrainConfig(  # a checkpoint every ~5 min on 2 cores
         steps=20000, batch_size=16, lr=2e-4, beta1=0.8, beta2=0.99, warmup_steps=0, schedule="constant",
-        ema_decay=0.999, ckpt_every=500, log_every=50)),
+        ema_decay=0.999, ckpt_every=200, log_every=50)),
     "tiny": VocoderRun(vocoder=VocoderConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,),
                                      resblock_dilation_sizes=((1, 3),)), discriminator_filters=4, segment_frames=8,
                        data=TINY_DATA, train=TrainConfig(steps=4, batch_size=2, lr=2e-4, warmup_steps=0,
