@@ -101,7 +101,7 @@ def _window_after_words(base, monkeypatch, last_word_end: float, gated: bool):
     win = Window([(15419, 16155)])
     speech = [(154.19, 161.55)] if gated else None
     opts = TranscribeOptions(word_timestamps=not gated)
-    new, seek, _ = segments.window_segments(base.model, tok, result, None, win, opts, speech)
+    new, seek, _, _ = segments.window_segments(base.model, tok, result, None, win, opts, speech)
     assert [s.text for s in new] == [" Veillez patienter pendant que"]
     return seek / 100
 

@@ -171,12 +171,47 @@ def test_a_packed_utterance_whose_text_stops_early_is_decoded_again(base, monkey
         return lambda *args, **kw: np.concatenate([a, b])
 
     monkeypatch.setattr(T, "token_times", times_ending(7.6))  # speech of piece 0 ends at 8.0 s
-    kept, seek, one_piece = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    kept, seek, one_piece, until = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
     assert [s.text.strip() for s in kept] == ["he might have been made still", "He might even"]
     assert seek == win.frames and not one_piece
     monkeypatch.setattr(T, "token_times", times_ending(5.5))  # 2.5 s of its speech have no text
-    kept, seek, one_piece = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    kept, seek, one_piece, until = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
     assert kept == [] and seek == 0 and one_piece  # the first piece again, alone
+
+
+@needs_base
+def test_a_skipped_packed_utterance_alone_is_decoded_again(base, monkeypatch):
+    """The decoder may skip one packed utterance and hear the ones after it: only the skipped one is decoded again
+    (alone), and the text of the ones after it is kept. Decoding them again as well cost a 30 s encoder pass and
+    their tokens a second time (dev-en-allison-b: 8 windows for 5 planned). Where a later piece also lost its end,
+    everything from the skipped one on is decoded again, as before."""
+    import genlab.asr.segments as T
+    from genlab.asr.decoding import DecodingResult
+    from genlab.asr.windows import Todo, Window
+
+    tok = base.tokenizer.with_options(language="en", task="transcribe")
+    first, third = tok.encode(" he might have been made still"), tok.encode(" He might even")
+    ts = lambda s: tok.timestamp_begin + round(s / 0.02)  # noqa: E731
+    tokens = [ts(1.0), *first, ts(7.8), ts(11.5), *third, ts(13.9)]  # nothing for the 3 s piece in between
+    result = DecodingResult(tokens=tokens, text="", language="en", temperature=0.0)
+    win = Window([(1000, 1800), (2500, 2800), (4000, 4300)])  # 8 s, 3 s and 3 s of the file: 0-8, 8-11, 11-14 s
+    segments, next_frame = T.split_segments(result, tok, 0, win.frames, 0.0)
+
+    def times(third_ends: float):
+        return lambda *args, **kw: np.concatenate([np.linspace(1.0, 7.7, len(first) + 1),
+                                                   np.linspace(11.6, third_ends, len(third))])
+
+    monkeypatch.setattr(T, "token_times", times(13.8))
+    kept, seek, one_piece, until = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    assert [s.text.strip() for s in kept] == ["he might have been made still", "He might even"]
+    assert (seek, one_piece, until) == (800, True, 1100)  # the second piece, window frames 800-1100, alone
+    todo = Todo([], content_frames=6000)
+    todo.put_back(win, win.to_file_frame(seek), one_piece, round(win.to_file_frame(until, end=True)))
+    assert todo.stretches == [(2500, 2800, True)] and todo.frontier() == 2500
+    monkeypatch.setattr(T, "token_times", times(11.9))  # the third piece's text ends 2.1 s before its speech
+    kept, seek, one_piece, until = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    assert [s.text.strip() for s in kept] == ["he might have been made still"]
+    assert (seek, one_piece, until) == (800, True, win.frames)
 
 
 @needs_base
@@ -199,7 +234,7 @@ def test_a_packed_window_whose_pieces_were_all_heard_is_done(base, monkeypatch):
     assert next_frame == 1060  # Whisper's own seeking: from the last timestamp, 0.4 s before the end
     times = np.concatenate([np.linspace(1.0, 7.7, len(first) + 1), np.linspace(8.6, 10.8, len(second))])
     monkeypatch.setattr(T, "token_times", lambda *args, **kw: times)
-    kept, seek, one_piece = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
+    kept, seek, one_piece, until = T.split_at_pieces(None, tok, result, segments, None, win, next_frame)
     assert [s.text.strip() for s in kept] == ["he might have been made still", "He might even"]
     assert seek == win.frames and not one_piece
 

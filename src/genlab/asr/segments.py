@@ -147,15 +147,16 @@ def keep_in_pieces(segments: list[Segment], pieces: list[int], win: Window) -> N
 def split_at_pieces(
     model: Whisper, tok: WhisperTokenizer, result: DecodingResult, segments: list[Segment], features: torch.Tensor,
     win: Window, next_frame: int, audio_kv=None,
-) -> tuple[list[Segment], int, bool]:
+) -> tuple[list[Segment], int, bool, int]:
     """Re-cut a packed window's segments so that each lies in one piece (one utterance), by the time the
     alignment heads give each token (as for word timing). A segment's bounds become its piece's bounds where it
     starts or ends the piece (the voice-activity clip then pulls them in to the speech) and the aligned token
     times inside. Text cut off at the window's end is decoded again from the start of its piece.
-    Returns (segments, next seek in window frames, whether the next window must hold one piece only)."""
+    Returns (segments, next seek in window frames, whether the next window must hold one piece only, where what
+    is to be decoded again ends in window frames: ``win.frames`` for everything after the seek)."""
     text = [t for t in result.tokens if t < tok.eot]
     if not text:
-        return segments, next_frame, False
+        return segments, next_frame, False, win.frames
     times = token_times(model, tok, text, features, win.frames, audio_kv=audio_kv)  # (n + 1,) seconds
     piece = np.maximum.accumulate(token_pieces(times, win))  # monotonic: utterances come in order
     # A word goes with the piece of its first token.
@@ -190,41 +191,52 @@ def split_at_pieces(
     # after it, is decoded again (as is the piece of text cut off after the last complete segment).
     heard = set(int(p) for p in piece)
     last_token = {int(p): i for i, p in enumerate(piece)}
-    k = next((i for i in range(len(bounds)) if i not in heard
-              or bounds[i][1] / FRAMES_PER_SECOND - times[last_token[i] + 1] > EARLY_END_SECONDS), None)
-    if pos < len(text):
-        k = min(int(piece[pos]), k if k is not None else len(bounds))
+
+    def failing(first: int) -> int | None:
+        return next((i for i in range(first, len(bounds)) if i not in heard
+                     or bounds[i][1] / FRAMES_PER_SECOND - times[last_token[i] + 1] > EARLY_END_SECONDS), None)
+
+    k = failing(0)
+    cut_off = int(piece[pos]) if pos < len(text) else None
+    if cut_off is not None:
+        k = min(cut_off, k if k is not None else len(bounds))
+    if k is not None and k not in heard and cut_off is None and failing(k + 1) is None:
+        # The decoder skipped one utterance and heard every one after it to its end: only the skipped one is
+        # decoded again, alone. Decoding the ones after it again as well cost a window on dev-en-allison-b.
+        return [s for p, s in out if p != k], bounds[k][0], True, bounds[k][1]
     if k is not None:
         # A piece the packed window gave no text is decoded again on its own at once (see Todo.put_back), wherever
         # it lay in the window: packed again first, it stayed without text and the utterances after it were decoded
         # a third time (dev-fr-june: a window of 91 tokens gave nothing but the seek 0.01 s on).
         kept = [s for p, s in out if p < k]
-        return kept, bounds[k][0], k == 0 or k not in heard
+        return kept, bounds[k][0], k == 0 or k not in heard, win.frames
     # Every piece was heard, each to within EARLY_END_SECONDS of its end, and only a lone first piece is ever cut:
     # the window is done, even where the decoder's last timestamp (an opening one before <|endoftext|>) falls
     # short of its end. Decoding the sliver after that timestamp again had Whisper repeat the whole utterance
     # into it.
-    return [s for _, s in out], win.frames, False
+    return [s for _, s in out], win.frames, False, win.frames
 
 
 def window_segments(
     model: Whisper, tok: WhisperTokenizer, result: DecodingResult, features: torch.Tensor, win: Window,
     options: TranscribeOptions, speech: list[tuple[float, float]] | None, audio_kv=None, last_speech: float = 0.0,
-) -> tuple[list[Segment], int, bool]:
-    """A decoded window's segments on the file's clock, and where decoding goes on: (segments, next seek in file
-    frames, whether the next window must hold one utterance only). ``last_speech``: the end of the last word
-    decoded before this window (file seconds), for the word timing."""
+) -> tuple[list[Segment], int, bool, int | None]:
+    """A decoded window's segments on the file's clock, and what of the window is to be decoded again: (segments,
+    next seek in file frames, whether the next window must hold one utterance only, the file frame where the part
+    to decode again ends, or None for the rest of the window). ``last_speech``: the end of the last word decoded
+    before this window (file seconds), for the word timing."""
     if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold and not (
         options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold
     ):
-        return [], win.pieces[-1][1], False  # the model hears nobody: skip the window
-    alone = False
+        return [], win.pieces[-1][1], False, None  # the model hears nobody: skip the window
+    alone, until = False, win.frames
     # Segments, words and the next seek in window time, then mapped back to the file's clock.
     new, next_frame = split_segments(result, tok, 0, win.frames, 0.0)
     if len(win.pieces) > 1:
         # Whisper's own timestamps are too loose to tell which packed utterance a segment belongs to:
         # align the tokens to the audio and cut the segments where the utterance changes.
-        new, next_frame, alone = split_at_pieces(model, tok, result, new, features, win, next_frame, audio_kv)
+        new, next_frame, alone, until = split_at_pieces(model, tok, result, new, features, win, next_frame,
+                                                        audio_kv)
     # With a gate the words are timed whether or not they were asked for: the rules below drop words the gate did
     # not hear and segments the model doubts, and pull segment bounds in to their words, so the transcript does
     # not depend on --word-timestamps (the words leave the segments as they are emitted, if not asked for).
@@ -265,4 +277,4 @@ def window_segments(
         # anomalous. A segment without a letter or digit ("." over a hum) says nothing either.
         punctuation = options.prepend_punctuations + options.append_punctuations
         new = [s for s in new if not says_nothing(s, punctuation)]
-    return new, seek, alone
+    return new, seek, alone, round(win.to_file_frame(until, end=True)) if until < win.frames else None

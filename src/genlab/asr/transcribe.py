@@ -158,7 +158,7 @@ class LongForm:
         if options.initial_prompt:
             self.all_tokens.extend(self.tok.encode(" " + options.initial_prompt.strip()))
         self.prompt_reset_since = 0
-        self.last_speech = 0.0  # the end of the last word decoded (file seconds), for the word timing
+        self.word_ends: list[float] = []  # of every word decoded (file seconds): where speech before a window ended
         self.segments: list[Segment] = []
         self.waiting: list[Segment] = []  # decoded, but speech before them is not yet: emitted in time order
         # Without a gate, one 30 s window after another from ``seek``. With one, the utterances still to decode.
@@ -235,13 +235,15 @@ class LongForm:
     def _accept(self, wins: list[Window], decoded, features: torch.Tensor, audio_kv) -> None:
         """Each window's segments join the waiting ones; the undecoded rest goes back to the plan."""
         for i, (win, (result, accepted)) in enumerate(zip(wins, decoded)):
-            new, self.seek, alone = window_segments(
+            # The speech before this window: a retry lies before utterances already decoded (Todo.put_back).
+            end = win.pieces[-1][1] / FRAMES_PER_SECOND
+            new, self.seek, alone, until = window_segments(
                 self.model, self.tok, result, features[i : i + 1], win, self.options, self.speech, _rows(audio_kv, i),
-                self.last_speech,
+                max((e for e in self.word_ends if e < end), default=0.0),
             )
-            self.last_speech = next((s.words[-1].end for s in reversed(new) if s.words), self.last_speech)
+            self.word_ends.extend(w.end for s in new for w in s.words)
             if self.todo is not None:
-                self.todo.put_back(win, self.seek, alone)
+                self.todo.put_back(win, self.seek, alone, until)
             for s in new:
                 s.end = round(min(s.end, self.duration), 3)
                 s.start = round(min(s.start, s.end), 3)

@@ -164,13 +164,14 @@ class Todo:
                 break
         return wins
 
-    def put_back(self, win: Window, seek: int, alone: bool) -> None:
-        """What ``win`` left undecoded, from file frame ``seek``; ``alone``: its first stretch gets a window of its
-        own."""
+    def put_back(self, win: Window, seek: int, alone: bool, until: int | None = None) -> None:
+        """What ``win`` left undecoded, from file frame ``seek`` (up to file frame ``until``, if given: the rest was
+        decoded); ``alone``: its first stretch gets a window of its own."""
         rest = []
         for a, b in win.pieces:
             b = win.cut_from or b
-            if b > seek:
+            b = b if until is None else min(b, until)
+            if b > max(a, seek):
                 rest.append((max(a, seek), b, alone and not rest))
         self.stretches = sorted(self.stretches + rest)
 
