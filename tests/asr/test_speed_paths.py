@@ -417,8 +417,9 @@ def test_windows_encoded_ahead_are_used_only_for_the_windows_they_were_planned_a
             ahead.jobs[0][1].result()
             ahead.poll()  # done: the caller has its threads back before take
             assert torch.get_num_threads() == 3
-            assert ahead.take(w2) is None  # the plan changed: the guess is thrown away
-            ahead.start([[_Window([(0, 1)])]])
+            assert ahead.take(w2) is None and len(ahead.jobs) == 1  # not guessed: the guess stays queued
+            ahead.start([[_Window([(0, 1)])]])  # the plan changed: the guess is thrown away
+            assert len(ahead.jobs) == 1
             with pytest.raises(ValueError, match="corrupt window"):
                 ahead.take([_Window([(0, 1)])])
             assert torch.get_num_threads() == 3
@@ -441,5 +442,13 @@ def test_windows_encoded_ahead_are_used_only_for_the_windows_they_were_planned_a
             assert torch.get_num_threads() == 3
             ahead.start([w3, w1])
         assert torch.get_num_threads() == 3
+        with _EncodeAhead(encode, 3, depth=2) as ahead:
+            # A packed window skipped an utterance: it is decoded again alone (not guessed), and the windows
+            # planned after it are still the ones guessed; a guess passed over is thrown away.
+            ahead.start([w2, w3])
+            retry = [_Window([(12, 14)], retry=True)]
+            assert ahead.take(retry) is None and [wins for wins, _ in ahead.jobs] == [w2, w3]
+            assert ahead.take(w3)[2] == w3 and ahead.jobs == []
+            assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(n)

@@ -96,16 +96,20 @@ class EncodeAhead:
             torch.set_num_threads(self.threads)
 
     def take(self, wins: list[Window]):
-        """The features of ``wins`` if they are the next windows encoded ahead, else None (and every guess is
-        thrown away). An error encoding a guess is raised here if the guess is used; a guess thrown away takes its
-        error with it (its windows, if still to come, are encoded again and raise then). The caller gets its
-        threads back once nothing is left in flight."""
-        if not self.jobs:
+        """The features of ``wins`` if they were encoded ahead (the guesses queued before them are thrown away),
+        else None. A window not guessed (an utterance a packed window skipped, decoded again alone: Todo.put_back)
+        leaves the guesses queued: the windows planned after it are still to come. An error encoding a guess is
+        raised here if the guess is used; a guess thrown away takes its error with it (its windows, if still to
+        come, are encoded again and raise then). The caller gets its threads back once nothing is left in flight."""
+        i = next((i for i, (guess, _) in enumerate(self.jobs) if guess == wins), None)
+        if i is None:
+            self.poll()  # the caller encodes these itself: on every thread, unless a guess is being encoded
             return None
-        if self.jobs[0][0] != wins:
-            self._drop()
-            return None
-        _, job = self.jobs.pop(0)
+        for _, job in self.jobs[:i]:
+            if not job.cancel():
+                job.exception()
+        _, job = self.jobs[i]
+        self.jobs = self.jobs[i + 1 :]
         self.waiting = True
         try:
             return job.result()
