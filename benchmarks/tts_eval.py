@@ -100,31 +100,22 @@ def resemblyzer_encoder():
 
 
 def clone_similarity(loaded, n_speakers: int, texts: list[str]) -> dict | None:
-    from genlab.codec.data import load as load_codec
     from genlab.tts.api import Voice, synthesize
-    from genlab.tts.voice import dvector
+    from genlab.tts.voice import dvector, held_out_references
 
     if loaded.speaker_encoder is None or not loaded.cfg.speaker_dim:
         return {"skipped": "the model has no speaker encoder (cannot clone)"}
     embed = resemblyzer_encoder()
     if embed is None:
         return {"skipped": "resemblyzer is not installed"}
-    corpus = load_codec(16000)
-    by_speaker: dict[str, list[np.ndarray]] = {}
-    for c, audio in corpus.test_clips(min_seconds=1.0):
-        by_speaker.setdefault(c["speaker"], []).append(audio)
-    speakers = sorted(s for s, clips in by_speaker.items() if len(clips) >= 3)[:n_speakers]
+    references = held_out_references(n_speakers)
+    first_clip = {s: clips[0] for s, _, clips in references}
     rows = []
-    for k, s in enumerate(speakers):
-        clips = by_speaker[s]
-        ref, i = clips[0], 1
-        while len(ref) < 4 * 16000 and i < len(clips) - 1:  # join clips up to >= 4 s, keep one apart
-            ref, i = np.concatenate([ref, clips[i]]), i + 1
-        ref = ref[: 10 * 16000]
+    for k, (s, ref, clips) in enumerate(references):
         voice = Voice(0, dvector(loaded.speaker_encoder, ref))
         clone = soxr.resample(synthesize(loaded, texts[k % len(texts)], voice), 22050, 16000).astype(np.float32)
         e_ref, e_clone, e_same = embed(ref), embed(clone), embed(clips[-1])
-        others = [float(e_ref @ embed(by_speaker[o][0])) for o in speakers if o != s]
+        others = [float(e_ref @ embed(clip)) for o, clip in first_clip.items() if o != s]
         rows.append({"speaker": s, "clone": float(e_ref @ e_clone), "same_speaker": float(e_ref @ e_same),
                      "other_speakers": float(np.mean(others)) if others else None, "reference_s": len(ref) / 16000})
     mean = lambda key: round(float(np.mean([r[key] for r in rows if r[key] is not None])), 4)  # noqa: E731

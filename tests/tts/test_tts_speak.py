@@ -151,3 +151,28 @@ def test_tts_has_no_unmarked_way_to_write_audio():
                          r"torchaudio\.save")
     offenders = [p.name for p in root.glob("*.py") if writers.search(p.read_text())]
     assert offenders == []
+
+
+def test_tour_section_clones_held_out_speakers_beside_their_references(bundle, tmp_path, monkeypatch):
+    """The tour's cloning part on the tiny bundle: each reference is written beside its clone, the clone is
+    watermarked and records the consent statement and the corpus speaker (the held-out corpus stands in here as
+    two real LibriVox clips: held_out_references itself needs `genlab data codec`)."""
+    import genlab.tts.voice as voice
+    from genlab.tts.tour import tts_section
+
+    if not Path(REFERENCE).exists():
+        pytest.skip("pocketsphinx-testdata is not installed")
+    audio = soundfile.read(REFERENCE, dtype="float32")[0]
+    monkeypatch.setattr(voice, "held_out_references",
+                        lambda n: [(f"speaker-{k}", audio[k * 8000 :], [audio]) for k in range(n)])
+    page = tts_section(tmp_path, quick=False, model=str(bundle))
+    assert page.count("<audio") == 3 + 2 * 2 and "speaker-1: reference" in page
+    for k in range(2):
+        assert np.allclose(soundfile.read(tmp_path / f"tts/reference-{k}.wav", dtype="float32")[0],
+                           audio[k * 8000 :], atol=1e-4)
+        clone = tmp_path / f"tts/clone-{k}.wav"
+        with soundfile.SoundFile(clone) as f:
+            record = json.loads(f.comment)
+        assert record["kind"] == "voice-clone" and f"speaker-{k}" in record["consent"]
+        assert record["voice"] == {"reference_corpus_speaker": f"speaker-{k}"}
+        assert default().detect(*soundfile.read(clone, dtype="float32")).detected

@@ -109,6 +109,12 @@ def stream_audio(
                 return
 
 
+def save_recording(path: str | os.PathLike, audio: np.ndarray, sr: int) -> None:
+    """Write a recording genlab did not make (a corpus clip shown beside its clone) as 16-bit WAV. Audio a model
+    generates is written only by genlab.provenance.record's marked writer."""
+    _sf().write(os.fspath(path), np.asarray(audio, dtype=np.float32), sr, subtype="PCM_16")
+
+
 def audio_duration(path: str | os.PathLike) -> float:
     """Duration in seconds from the header, without decoding the samples."""
     with _open(path) as f:

@@ -126,3 +126,23 @@ def read_reference(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         digest = hashlib.sha256(fh.read()).hexdigest()
     return audio16, {"reference_sha256": digest, "reference_seconds": round(min(seconds, MAX_SECONDS), 2),
                      "reference_rate": rate, "reference_name": os.path.basename(os.fspath(path))}
+
+
+def held_out_references(n_speakers: int) -> list[tuple[str, np.ndarray, list[np.ndarray]]]:
+    """References to clone from the real speakers the codec corpus holds out (never heard by the speaker encoder or
+    the acoustic model): per speaker with three clips of 1 s or more (the first ``n_speakers`` by name), its name,
+    a reference of 4-10 s (its first clips joined, the last one kept apart) and all its clips, 16 kHz float32.
+    Needs ``genlab data codec``."""
+    from ..codec.data import load as load_codec
+
+    by_speaker: dict[str, list[np.ndarray]] = {}
+    for c, audio in load_codec(SPEAKER_RATE).test_clips(min_seconds=1.0):
+        by_speaker.setdefault(c["speaker"], []).append(audio)
+    out = []
+    for s in sorted(s for s, clips in by_speaker.items() if len(clips) >= 3)[:n_speakers]:
+        clips = by_speaker[s]
+        ref, i = clips[0], 1
+        while len(ref) < 4 * SPEAKER_RATE and i < len(clips) - 1:
+            ref, i = np.concatenate([ref, clips[i]]), i + 1
+        out.append((s, ref[: int(MAX_SECONDS * SPEAKER_RATE)], clips))
+    return out
