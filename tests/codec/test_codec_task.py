@@ -77,3 +77,8 @@ def test_tiny_codec_trains_end_to_end(corpus, tmp_path):
     stage2 = CodecTask(dataclasses.replace(run.model, init_from=str(tmp_path / "run")), corpus=corpus)
     assert torch.equal(stage2.codec.state_dict()["encoder.stem.conv.bias"], loaded.codec.state_dict()[
         "encoder.stem.conv.bias"])
+    # EnCodec's frequency loss joins the generator's terms only when weighted.
+    loss = dataclasses.replace(run.model.loss, frequency=1.0)
+    freq = CodecTask(dataclasses.replace(run.model, loss=loss), corpus=corpus)
+    _, terms = freq.loss(freq.batch(torch.arange(2)), "gen")
+    assert terms["frequency"] > 0 and "frequency" not in last and "gen/frequency" not in last

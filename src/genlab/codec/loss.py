@@ -7,6 +7,9 @@ Reconstruction (the decoder must give the waveform back):
 - :func:`mel_distance` — L1 between log mel spectrograms at seven window sizes (32 to 2048 samples) with as many
   mel bands as each window resolves (5 to 320): the multi-scale mel loss of DAC (Kumar et al. 2023, section 3.4)
   and the "multi-scale mel distance" every codec paper reports, so the same function is a loss and a metric;
+- :func:`frequency_loss` — EnCodec's frequency-domain term (Défossez et al. 2022 eq. 2): L1 plus squared L2 between
+  linear-magnitude mel spectrograms at seven scales, which weighs loud tiles (the harmonic peaks) where the log-mel
+  L1 weighs every tile alike;
 - a plain L1 on the waveform (EnCodec's time-domain term, Défossez et al. 2022 eq. 1).
 
 Adversarial (EnCodec section 3.4): hinge or least-squares GAN losses over the discriminator's logits, and the
@@ -55,6 +58,24 @@ def mel_distance(x_hat: Tensor, x: Tensor, sample_rate: int, windows: tuple[int,
         m = mel_spectrogram(x, sample_rate, n_fft, n_fft // 4, n_mels).clamp_min(1e-5).log10()
         m_hat = mel_spectrogram(x_hat, sample_rate, n_fft, n_fft // 4, n_mels).clamp_min(1e-5).log10()
         total = total + F.l1_loss(m_hat, m)
+    return total / len(windows)
+
+
+FREQUENCY_WINDOWS = tuple(2**i for i in range(5, 12))  # EnCodec's e = 5..11: 32 to 2048 samples
+
+
+def frequency_loss(x_hat: Tensor, x: Tensor, sample_rate: int, windows: tuple[int, ...] = FREQUENCY_WINDOWS,
+                   n_mels: int = 64, alpha: float = 1.0) -> Tensor:
+    """EnCodec's eq. 2: mean over scales of ``mean |S - S_hat| + alpha * mean (S - S_hat)^2``, with ``S`` the 64-band
+    mel spectrogram of linear magnitudes (window 2^i, hop a quarter of it) of the STFT normalised by its window's
+    L2 norm, so that a sinusoid has the same magnitude at every scale (torchaudio's ``normalized=True``). The mean
+    runs over every band, those a short window cannot resolve (zero on both sides) included, as in EnCodec."""
+    total = x.new_zeros((), dtype=torch.float32)
+    for n_fft in windows:
+        norm = torch.hann_window(n_fft, device=x.device).norm()
+        m = mel_spectrogram(x, sample_rate, n_fft, n_fft // 4, n_mels) / norm
+        m_hat = mel_spectrogram(x_hat, sample_rate, n_fft, n_fft // 4, n_mels) / norm
+        total = total + F.l1_loss(m_hat, m) + alpha * F.mse_loss(m_hat, m)
     return total / len(windows)
 
 

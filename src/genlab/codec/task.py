@@ -26,7 +26,15 @@ from torch import nn
 
 from ..config import from_dict, to_dict
 from ..train import Phase, TrainConfig
-from .loss import discriminator_loss, feature_matching_loss, generator_loss, mel_distance, multiscale_stft_loss, si_sdr
+from .loss import (
+    discriminator_loss,
+    feature_matching_loss,
+    frequency_loss,
+    generator_loss,
+    mel_distance,
+    multiscale_stft_loss,
+    si_sdr,
+)
 from .model import Codec, CodecConfig, DiscriminatorConfig, MultiScaleSTFTDiscriminator
 
 
@@ -35,6 +43,7 @@ class LossWeights:
     time: float = 0.1
     mel: float = 15.0  # DAC's weight for its multi-scale log-mel L1
     stft: float = 1.0
+    frequency: float = 0.0  # EnCodec's linear-magnitude mel loss (loss.frequency_loss); 0: not computed
     commitment: float = 1.0
     adversarial: float = 1.0  # 0: no discriminator
     feature: float = 2.0
@@ -186,6 +195,8 @@ class CodecTask:
         x_hat32 = x_hat.float()
         terms = {"time": F.l1_loss(x_hat32, x), "mel": mel_distance(x_hat32, x, sr),
                  "stft": multiscale_stft_loss(x_hat32, x), "commitment": q.loss.float()}
+        if w.frequency > 0:
+            terms["frequency"] = frequency_loss(x_hat32, x, sr)
         if self.disc is not None:
             self.disc.requires_grad_(False)  # the generator's step needs no discriminator gradients
             fake = self.disc(x_hat)
