@@ -26,15 +26,7 @@ from torch import nn
 
 from ..config import from_dict, to_dict
 from ..train import Phase, TrainConfig
-from .loss import (
-    discriminator_loss,
-    feature_matching_loss,
-    frequency_loss,
-    generator_loss,
-    mel_distance,
-    multiscale_stft_loss,
-    si_sdr,
-)
+from . import loss as losses
 from .model import Codec, CodecConfig, DiscriminatorConfig, MultiScaleSTFTDiscriminator
 
 
@@ -193,18 +185,18 @@ class CodecTask:
         w, sr = self.cfg.loss, self.cfg.codec.sample_rate
         x_hat, q = self.codec(x)
         x_hat32 = x_hat.float()
-        terms = {"time": F.l1_loss(x_hat32, x), "mel": mel_distance(x_hat32, x, sr),
-                 "stft": multiscale_stft_loss(x_hat32, x), "commitment": q.loss.float()}
+        terms = {"time": F.l1_loss(x_hat32, x), "mel": losses.mel_distance(x_hat32, x, sr),
+                 "stft": losses.multiscale_stft_loss(x_hat32, x), "commitment": q.loss.float()}
         if w.frequency > 0:
-            terms["frequency"] = frequency_loss(x_hat32, x, sr)
+            terms["frequency"] = losses.frequency_loss(x_hat32, x, sr)
         if self.disc is not None:
             self.disc.requires_grad_(False)  # the generator's step needs no discriminator gradients
             fake = self.disc(x_hat)
             with torch.no_grad():
                 real = self.disc(x)
             self.disc.requires_grad_(True)
-            terms["adversarial"] = generator_loss([logits for logits, _ in fake], w.gan)
-            terms["feature"] = feature_matching_loss([f for _, f in real], [f for _, f in fake])
+            terms["adversarial"] = losses.generator_loss([logits for logits, _ in fake], w.gan)
+            terms["feature"] = losses.feature_matching_loss([f for _, f in real], [f for _, f in fake])
             self._fakes.append((x, x_hat.detach()))
         loss = sum(getattr(w, name) * value for name, value in terms.items())
         # The time-domain term is logged as "l1": the trainer's log line has its own "time" (seconds elapsed).
@@ -218,7 +210,7 @@ class CodecTask:
             with torch.no_grad():
                 x_hat = self.codec(x)[0]
         real, fake = self.disc(x), self.disc(x_hat)
-        loss = discriminator_loss([r for r, _ in real], [f for f, _ in fake], self.cfg.loss.gan)
+        loss = losses.discriminator_loss([r for r, _ in real], [f for f, _ in fake], self.cfg.loss.gan)
         return loss, {"loss": loss.item()}
 
     def _eval_clips(self) -> list[np.ndarray]:
@@ -241,8 +233,8 @@ class CodecTask:
             for audio in clips:
                 x = torch.from_numpy(audio)[None, None].to(device)
                 y = ema_model.decode(ema_model.encode(x, k))[..., : x.shape[-1]]
-                sdr.append(si_sdr(y, x).item())
-                mel.append(mel_distance(y, x, self.cfg.codec.sample_rate).item())
+                sdr.append(losses.si_sdr(y, x).item())
+                mel.append(losses.mel_distance(y, x, self.cfg.codec.sample_rate).item())
             out[f"eval/si_sdr@{k}"] = float(np.mean(sdr)) if sdr else float("nan")
             out[f"eval/mel@{k}"] = float(np.mean(mel)) if mel else float("nan")
         return out
