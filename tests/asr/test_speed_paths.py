@@ -75,6 +75,30 @@ def test_packed_windows_keep_timestamps_and_gaps(base, long_file):
 
 
 @needs_base
+def test_a_packed_window_is_aligned_once_for_its_pieces_and_its_words(base, long_file, monkeypatch):
+    """Cutting a packed window at its pieces and timing its words align the same text of the same window: one
+    alignment serves both (timing.token_times' memo), and the transcript is the one two alignments gave."""
+    import genlab.asr.segments as segments
+    import genlab.asr.timing as timing
+
+    audio, _ = long_file
+    calls = []
+    weights = base.model.cross_attention_weights
+    monkeypatch.setattr(base.model, "cross_attention_weights", lambda *a, **k: calls.append(1) or weights(*a, **k))
+    result, passes = _transcribe_counting_passes(base, audio, beam_size=1, word_timestamps=True)
+    once = len(calls)
+    plain = timing.token_times
+    for module in (timing, segments):
+        monkeypatch.setattr(module, "token_times", lambda *a, memo=None, **k: plain(*a, **k))
+    calls.clear()
+    twice = base.transcribe(audio, language="en", vad=True, beam_size=1, word_timestamps=True)
+    assert once == passes < len(calls)  # one alignment a window; without the memo a packed one takes two
+    assert [(s.start, s.end, s.text, [(w.start, w.end, w.word, w.probability) for w in s.words])
+            for s in result.segments] == [(s.start, s.end, s.text, [(w.start, w.end, w.word, w.probability)
+                                                                       for w in s.words]) for s in twice.segments]
+
+
+@needs_base
 def test_beam_search_decodes_every_packed_utterance_in_its_own_window(base, long_file):
     """Beam 5 used to end a packed window after its second-to-last utterance, so the last one was encoded again
     with the next window (4 encoder passes on this file instead of 3). No window is encoded twice now."""

@@ -146,7 +146,7 @@ def keep_in_pieces(segments: list[Segment], pieces: list[int], win: Window) -> N
 
 def split_at_pieces(
     model: Whisper, tok: WhisperTokenizer, result: DecodingResult, segments: list[Segment], features: torch.Tensor,
-    win: Window, next_frame: int, audio_kv=None,
+    win: Window, next_frame: int, audio_kv=None, memo: dict | None = None,
 ) -> tuple[list[Segment], int, bool, int]:
     """Re-cut a packed window's segments so that each lies in one piece (one utterance), by the time the
     alignment heads give each token (as for word timing). A segment's bounds become its piece's bounds where it
@@ -157,7 +157,7 @@ def split_at_pieces(
     text = [t for t in result.tokens if t < tok.eot]
     if not text:
         return segments, next_frame, False, win.frames
-    times = token_times(model, tok, text, features, win.frames, audio_kv=audio_kv)  # (n + 1,) seconds
+    times = token_times(model, tok, text, features, win.frames, audio_kv=audio_kv, memo=memo)  # (n + 1,) seconds
     piece = np.maximum.accumulate(token_pieces(times, win))  # monotonic: utterances come in order
     # A word goes with the piece of its first token.
     for i in range(1, len(text)):
@@ -230,13 +230,14 @@ def window_segments(
     ):
         return [], win.pieces[-1][1], False, None  # the model hears nobody: skip the window
     alone, until = False, win.frames
+    memo: dict = {}  # this window's alignments: the word timing reuses split_at_pieces' where the text is the same
     # Segments, words and the next seek in window time, then mapped back to the file's clock.
     new, next_frame = split_segments(result, tok, 0, win.frames, 0.0)
     if len(win.pieces) > 1:
         # Whisper's own timestamps are too loose to tell which packed utterance a segment belongs to:
         # align the tokens to the audio and cut the segments where the utterance changes.
         new, next_frame, alone, until = split_at_pieces(model, tok, result, new, features, win, next_frame,
-                                                        audio_kv)
+                                                        audio_kv, memo)
     # With a gate the words are timed whether or not they were asked for: the rules below drop words the gate did
     # not hear and segments the model doubts, and pull segment bounds in to their words, so the transcript does
     # not depend on --word-timestamps (the words leave the segments as they are emitted, if not asked for).
@@ -244,7 +245,7 @@ def window_segments(
         pieces = [win.piece_at((s.start + s.end) / 2 * FRAMES_PER_SECOND) for s in new]
         stamps = [(s.start, s.end) for s in new]
         add_word_timestamps(model, tok, new, features, options, win.frames, 0.0, audio_kv=audio_kv,
-                            last_speech=last_speech - win.pieces[0][0] / FRAMES_PER_SECOND)
+                            last_speech=last_speech - win.pieces[0][0] / FRAMES_PER_SECOND, memo=memo)
         if not options.word_timestamps:
             hold_to_words(new, stamps)
         if len(win.pieces) > 1:

@@ -95,10 +95,24 @@ def median_filter(x: torch.Tensor, width: int, rows: int = 32) -> torch.Tensor:
 @torch.no_grad()
 def token_times(
     model: Whisper, tok: WhisperTokenizer, text_tokens: list[int], features: torch.Tensor, num_frames: int,
-    medfilt_width: int = 7, probs_out: list[float] | None = None, audio_kv=None,
+    medfilt_width: int = 7, probs_out: list[float] | None = None, audio_kv=None, memo: dict | None = None,
 ) -> np.ndarray:
     """When each text token (and the final <|endoftext|>) starts, in seconds from the window start: the
-    alignment heads' cross-attention, normalised and median-filtered, aligned to the frames by DTW."""
+    alignment heads' cross-attention, normalised and median-filtered, aligned to the frames by DTW.
+
+    ``memo``: one window's alignments by text (times and the tokens' probabilities), for callers that may align
+    the same text of the same window again (a packed window is aligned to cut it at its pieces, then to time its
+    words: the same text unless a piece is to be decoded again). The result is the same with or without it."""
+    if memo is not None:
+        key = (tuple(text_tokens), num_frames, medfilt_width)
+        if key not in memo:
+            probs: list[float] = []
+            memo[key] = (token_times(model, tok, text_tokens, features, num_frames, medfilt_width, probs, audio_kv),
+                         probs)
+        times, probs = memo[key]
+        if probs_out is not None:
+            probs_out.extend(probs)
+        return times
     sequence = [*tok.sot_sequence, tok.no_timestamps, *text_tokens, tok.eot]
     tokens = torch.tensor([sequence], device=features.device)
     # The logits only where word probabilities are asked for: the text positions (the token before each).
@@ -130,7 +144,7 @@ SENTENCE_END = ".。!！?？"
 def add_word_timestamps(
     model: Whisper, tok: WhisperTokenizer, segments: list[Segment], features: torch.Tensor,
     opts: TranscribeOptions, num_frames: int, time_offset: float, medfilt_width: int = 7, audio_kv=None,
-    last_speech: float = 0.0,
+    last_speech: float = 0.0, memo: dict | None = None,
 ) -> float:
     """Give each segment's words start/end times (seconds on the file's clock) and probabilities, and set each
     segment's bounds from its words. ``last_speech``: where the speech before these segments ended (same clock);
@@ -144,7 +158,8 @@ def add_word_timestamps(
     if not text_tokens:
         return last_speech
     token_probs: list[float] = []
-    jump_times = token_times(model, tok, text_tokens, features, num_frames, medfilt_width, token_probs, audio_kv)
+    jump_times = token_times(model, tok, text_tokens, features, num_frames, medfilt_width, token_probs, audio_kv,
+                             memo=memo)
     words, word_tokens = tok.split_to_word_tokens(text_tokens + [tok.eot])
     if len(word_tokens) <= 1:
         return last_speech
