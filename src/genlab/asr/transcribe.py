@@ -14,6 +14,7 @@ Word times: :mod:`genlab.asr.timing`. On CPU the next windows are encoded ahead 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import sys
 from collections.abc import Callable
@@ -158,7 +159,7 @@ class LongForm:
         if options.initial_prompt:
             self.all_tokens.extend(self.tok.encode(" " + options.initial_prompt.strip()))
         self.prompt_reset_since = 0
-        self.word_ends: list[float] = []  # of every word decoded (file seconds): where speech before a window ended
+        self.word_ends: list[float] = []  # every word's end (file seconds, sorted): where speech before a window ended
         self.segments: list[Segment] = []
         self.waiting: list[Segment] = []  # decoded, but speech before them is not yet: emitted in time order
         # Without a gate, one 30 s window after another from ``seek``. With one, the utterances still to decode.
@@ -236,12 +237,13 @@ class LongForm:
         """Each window's segments join the waiting ones; the undecoded rest goes back to the plan."""
         for i, (win, (result, accepted)) in enumerate(zip(wins, decoded)):
             # The speech before this window: a retry lies before utterances already decoded (Todo.put_back).
-            end = win.pieces[-1][1] / FRAMES_PER_SECOND
+            before = bisect.bisect_left(self.word_ends, win.pieces[-1][1] / FRAMES_PER_SECOND)
             new, self.seek, alone, until = window_segments(
                 self.model, self.tok, result, features[i : i + 1], win, self.options, self.speech, _rows(audio_kv, i),
-                max((e for e in self.word_ends if e < end), default=0.0),
+                self.word_ends[before - 1] if before else 0.0,
             )
-            self.word_ends.extend(w.end for s in new for w in s.words)
+            for w in (w for s in new for w in s.words):
+                bisect.insort(self.word_ends, w.end)
             if self.todo is not None:
                 self.todo.put_back(win, self.seek, alone, until)
             for s in new:
