@@ -20,8 +20,10 @@ Parameters: acoustic 5.0M (d=192, 4+4 transformer layers, 2 heads), vocoder 0.93
 upsampling 8-8-2-2), speaker encoder 1.4M (3-layer LSTM 256). Time on 2 CPU cores (AMD EPYC, fp32: bf16 runs at
 ~0.7 GFLOP/s on this CPU against 49 for fp32, so keep train.precision=fp32 here), from one step of each measured on
 one thread while the machine's load average was ~5 (`STEP_SECONDS`): speaker 3.5 s x 6,000 steps, acoustic 9 s x
-10,000, vocoder 7 s x 20,000; on two idle threads expect roughly half: ~3 h + ~12 h + ~20 h. The vocoder is
-optional (without ``vocoder/`` the bundle uses Griffin-Lim), so an intelligible bundle needs speaker + acoustic.
+10,000, vocoder 7 s x 20,000; on two idle threads expect roughly half: ~3 h + ~12 h + ~20 h (measured there on
+two idle threads, 2026-12-05: speaker ~1.05 s a step, 1.75 h for its 6,000; acoustic ~2.0 s a step, ~5.6 h).
+The vocoder is optional (without ``vocoder/`` the bundle uses Griffin-Lim), so an intelligible bundle needs speaker
++ acoustic. The speaker encoder's equal error rate on the codec corpus's six held-out speakers: 26.5 % at 6,000.
 ``smoke`` took 4 min 47 s on the loaded machine (most of it set-up). On the Intel Xeon (AMX) of later sessions,
 2 threads, a step took: speaker ~0.8 s, acoustic ~2.5 s in fp32 and ~1.5 s under bf16 autocast, vocoder ~1.45 s
 (measured there, 2026-12-04; the full run has not been made): ~1.3 h + ~7 h fp32 + ~8 h. The acoustic stage
