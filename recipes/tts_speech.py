@@ -4,6 +4,7 @@
     python recipes/tts_speech.py speaker    # GE2E speaker encoder on real + espeak voices (needs `genlab data codec`)
     python recipes/tts_speech.py acoustic   # FastSpeech with d-vector voices (needs the speaker run)
     python recipes/tts_speech.py vocoder    # HiFi-GAN on the corpus audio
+    python recipes/tts_speech.py speaker-eer  # the speaker run's equal error rate on the held-out real speakers
     python recipes/tts_speech.py export     # the three runs' weights -> src/genlab/assets/speech-tts/
     python recipes/tts_speech.py eval       # benchmarks/tts_eval.py and benchmarks/watermark_eval.py on the export
     python recipes/tts_speech.py bf16-check # ~10 minutes: 160 acoustic steps in fp32 and bf16, the curves compared
@@ -23,7 +24,8 @@ one thread while the machine's load average was ~5 (`STEP_SECONDS`): speaker 3.5
 10,000, vocoder 7 s x 20,000; on two idle threads expect roughly half: ~3 h + ~12 h + ~20 h (measured there on
 two idle threads, 2026-12-05: speaker ~1.05 s a step, 1.75 h for its 6,000; acoustic ~2.0 s a step, ~5.6 h).
 The vocoder is optional (without ``vocoder/`` the bundle uses Griffin-Lim), so an intelligible bundle needs speaker
-+ acoustic. The speaker encoder's equal error rate on the codec corpus's six held-out speakers: 26.5 % at 6,000.
++ acoustic. The speaker encoder's equal error rate on the codec corpus's six held-out speakers (``speaker-eer``):
+26.5 % at 6,000 steps.
 ``smoke`` took 4 min 47 s on the loaded machine (most of it set-up). On the Intel Xeon (AMX) of later sessions,
 2 threads, a step took: speaker ~0.8 s, acoustic ~2.5 s in fp32 and ~1.5 s under bf16 autocast, vocoder ~1.45 s
 (measured there, 2026-12-04; the full run has not been made): ~1.3 h + ~7 h fp32 + ~8 h. The acoustic stage
@@ -132,6 +134,21 @@ def export(runs: dict[str, Path], out: Path) -> None:
     print(json.dumps({"exported": str(out)}))
 
 
+def speaker_eer(run: Path) -> None:
+    """The speaker encoder's equal error rate over pairs of clips of the codec corpus's held-out real speakers."""
+    from genlab.codec.data import load as load_codec
+    from genlab.tts.api import _part
+    from genlab.tts.model import SpeakerConfig, SpeakerEncoder
+    from genlab.tts.speaker import VoicePool, equal_error_rate
+    from genlab.tts.voice import SPEAKER_RATE
+
+    torch.set_num_threads(2)
+    pool = VoicePool.build("test", False, load_codec(SPEAKER_RATE), None)
+    encoder, weights = _part(run, "tts-speaker", SpeakerEncoder, SpeakerConfig, "encoder.", use_ema=False)
+    print(json.dumps({"run": str(run), "weights": weights, "held_out": pool.names,
+                      "eer": round(equal_error_rate(encoder, pool), 4)}))
+
+
 def smoke() -> None:
     import time
 
@@ -152,6 +169,8 @@ if __name__ == "__main__":
         sys.exit(main(["data", "tts"]))
     elif command and command[0] in STAGES:
         sys.exit(train(command[0]))
+    elif command == ["speaker-eer"]:
+        speaker_eer(Path(sys.argv[2]) if len(sys.argv) > 2 else STAGES["speaker"][2])
     elif command == ["export"]:
         export({s: STAGES[s][2] for s in STAGES}, OUT)
     elif command == ["eval"]:
