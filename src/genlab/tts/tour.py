@@ -50,7 +50,7 @@ def _clones(loaded, out_dir: Path, n: int) -> str:
         return head + f"<p>(skipped: {html.escape(str(e))})</p>"
     parts = [head, "<p>Speakers the codec corpus holds out (no model heard them in training): a reference of "
                    "4-10 s, then the clone saying a sentence the reference never says. Each clone's file records "
-                   "the consent statement and its reference's hash.</p>"]
+                   "the consent statement and the corpus speaker.</p>"]
     (out_dir / "tts").mkdir(parents=True, exist_ok=True)
     for k, (speaker, ref, _) in enumerate(references):
         ref_file, clone_file = f"tts/reference-{k}.wav", f"tts/clone-{k}.wav"
