@@ -4,7 +4,8 @@
     python recipes/tts_speech.py speaker    # GE2E speaker encoder on real + espeak voices (needs `genlab data codec`)
     python recipes/tts_speech.py acoustic   # FastSpeech with d-vector voices (needs the speaker run)
     python recipes/tts_speech.py vocoder    # HiFi-GAN on the corpus audio
-    python recipes/tts_speech.py speaker-eer  # the speaker run's equal error rate on the held-out real speakers
+    python recipes/tts_speech.py speaker-eer  # the speaker run's equal error rate on the held-out real speakers,
+                                              # into benchmarks/results/tts_speaker_eer.json
     python recipes/tts_speech.py export     # the three runs' weights -> src/genlab/assets/speech-tts/
     python recipes/tts_speech.py eval       # benchmarks/tts_eval.py and benchmarks/watermark_eval.py on the export
     python recipes/tts_speech.py bf16-check # ~10 minutes: 160 acoustic steps in fp32 and bf16, the curves compared
@@ -145,8 +146,13 @@ def speaker_eer(run: Path) -> None:
     torch.set_num_threads(2)
     pool = VoicePool.build("test", False, load_codec(SPEAKER_RATE), None)
     encoder, weights = _part(run, "tts-speaker", SpeakerEncoder, SpeakerConfig, "encoder.", use_ema=False)
-    print(json.dumps({"run": str(run), "weights": weights, "held_out": pool.names,
-                      "eer": round(equal_error_rate(encoder, pool), 4)}))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from common import write_result
+
+    result = {"run": str(run), "weights": weights, "held_out": pool.names, "clips_per_speaker": 8,
+              "pairs": "every pair of the clips, same speaker against different speakers",
+              "eer": round(equal_error_rate(encoder, pool), 4)}
+    print(write_result("tts_speaker_eer", result).read_text())
 
 
 def smoke() -> None:
