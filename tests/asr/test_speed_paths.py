@@ -374,6 +374,48 @@ def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_
     assert [(s.start, s.end, s.text) for s in ahead.segments] == [(s.start, s.end, s.text) for s in alone.segments]
 
 
+@needs_base
+def test_the_packed_window_after_a_retry_is_decoded_while_the_retry_is_encoded(base, long_file, monkeypatch):
+    """Greedy: where a packed window skipped an utterance, the packed window planned after it (encoded ahead) is
+    decoded first while that utterance's window is encoded on the second thread, and its text is accepted after
+    the retry's. The segments are those of everything on one thread. (The skip is forced: the first packed window's
+    second utterance is given back, as split_at_pieces gives back one the decoder passed over.)"""
+    import threading
+
+    import genlab.asr.transcribe as T
+
+    audio, _ = long_file
+    audio = np.concatenate([audio, audio])
+    real = T.window_segments
+
+    def skip_second_piece_once(model, tok, result, features, win, *args):
+        new, seek, alone, until = real(model, tok, result, features, win, *args)
+        if len(win.pieces) > 1 and not calls:
+            calls.append(win)
+            a, b = win.pieces[1]
+            return [s for s in new if not a / 100 <= s.start < b / 100], a, True, b
+        return new, seek, alone, until
+
+    encoded = []
+    encode_windows = T.LongForm.encode_windows
+
+    def record(self, wins):
+        encoded.append((threading.current_thread().name, wins[0].retry, len(wins[0].pieces)))
+        return encode_windows(self, wins)
+
+    monkeypatch.setattr(T, "window_segments", skip_second_piece_once)
+    monkeypatch.setattr(T.LongForm, "encode_windows", record)
+    torch.set_num_threads(2)
+    runs = {}
+    for ahead in (False, True):
+        calls, encoded[:] = [], []
+        r = base.transcribe(audio, language="en", vad=True, beam_size=1, encode_ahead=ahead)
+        runs[ahead] = [(s.start, s.end, s.text) for s in r.segments]
+    assert calls and runs[True] == runs[False]
+    retries = [name for name, retry, _ in encoded if retry]
+    assert retries and all(name.startswith("genlab-encode") for name in retries), encoded
+
+
 def test_the_encoding_ahead_takes_every_thread_while_the_decoding_thread_waits_for_it():
     """While the caller decodes, the second thread's torch calls run on all threads but one; once the caller waits
     for that encoding (in take), on all of them; the caller's own count is untouched."""
@@ -474,5 +516,15 @@ def test_windows_encoded_ahead_are_used_only_for_the_windows_they_were_planned_a
             assert ahead.take(retry) is None and [wins for wins, _ in ahead.jobs] == [w2, w3]
             assert ahead.take(w3)[2] == w3 and ahead.jobs == []
             assert torch.get_num_threads() == 3
+        with _EncodeAhead(encode, 3, depth=2) as ahead:
+            # The window after the retry is taken first (decoded while the retry is encoded): the retry is queued
+            # ahead of the guesses not begun and taken out alone, the guess after it stays queued.
+            ahead.start([w2, w3])
+            assert ahead.take(w2)[2] == w2 and not ahead.queued(retry) and ahead.queued(w3)
+            ahead.first(retry)
+            assert [wins for wins, _ in ahead.jobs] in ([retry, w3], [w3, retry])  # w3 not begun, or begun
+            assert torch.get_num_threads() == 1
+            assert ahead.take(retry)[2] == retry and [wins for wins, _ in ahead.jobs] == [w3]
+            assert ahead.take(w3)[2] == w3 and torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(n)

@@ -95,21 +95,40 @@ class EncodeAhead:
         if self.jobs and all(job.done() for _, job in self.jobs) and torch.get_num_threads() < self.threads:
             torch.set_num_threads(self.threads)
 
+    def _index(self, wins: list[Window]) -> int | None:
+        return next((i for i, (guess, _) in enumerate(self.jobs) if guess == wins), None)
+
+    def queued(self, wins: list[Window]) -> bool:
+        """Whether ``wins`` were guessed (their encoding is queued, in flight or done)."""
+        return self._index(wins) is not None
+
+    def first(self, wins: list[Window]) -> None:
+        """Encode ``wins`` (a retry, needed before the windows guessed next) ahead of the guesses not yet begun,
+        which stay queued behind it; :meth:`take` takes it out alone."""
+        waiting = [w for w, job in self.jobs if job.cancel()]  # not begun: queued again after the retry
+        self.jobs = [(w, job) for w, job in self.jobs if not job.cancelled()]
+        for w in [wins, *waiting]:
+            self.jobs.append((w, self.pool.submit(self._encode, w, torch.is_grad_enabled())))
+        torch.set_num_threads(1)  # while the second thread encodes, one thread decodes
+
     def take(self, wins: list[Window]):
         """The features of ``wins`` if they were encoded ahead (the guesses queued before them are thrown away),
         else None. A window not guessed (an utterance a packed window skipped, decoded again alone: Todo.put_back)
         leaves the guesses queued: the windows planned after it are still to come. An error encoding a guess is
         raised here if the guess is used; a guess thrown away takes its error with it (its windows, if still to
         come, are encoded again and raise then). The caller gets its threads back once nothing is left in flight."""
-        i = next((i for i, (guess, _) in enumerate(self.jobs) if guess == wins), None)
+        i = self._index(wins)
         if i is None:
             self.poll()  # the caller encodes these itself: on every thread, unless a guess is being encoded
             return None
-        for _, job in self.jobs[:i]:
-            if not job.cancel():
-                job.exception()
-        _, job = self.jobs[i]
-        self.jobs = self.jobs[i + 1 :]
+        if wins[0].retry:  # queued by first(): the guesses around it are still to come
+            _, job = self.jobs.pop(i)
+        else:
+            for _, job in self.jobs[:i]:
+                if not job.cancel():
+                    job.exception()
+            _, job = self.jobs[i]
+            self.jobs = self.jobs[i + 1 :]
         self.waiting = True
         try:
             return job.result()
