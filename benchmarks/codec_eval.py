@@ -12,7 +12,8 @@ lowest it asks libopus for) up; so 1.5 and 3 kbps have no Opus of their own and 
 bitrate Opus actually used (file bytes, container included) is reported beside it.
 
 Metrics, each a mean over the clips (with the median for SI-SDR): SI-SDR in dB (Le Roux et al. 2019), the
-multi-scale log-mel distance of genlab.codec.loss.mel_distance (lower is better), wide-band PESQ (ITU-T P.862.2, the
+multi-scale log-mel distance of genlab.codec.loss.mel_distance (lower is better), the level kept per octave band
+(``band_db_<Hz>``: decoded power minus the original's, dB, 125 Hz to 8 kHz), wide-band PESQ (ITU-T P.862.2, the
 ``pesq`` package; skipped if absent), and with ``--wer-n`` the WER of Whisper base (genlab's, greedy, language
 given) on the Italian Asterisk speaker's prompts (their transcripts ship in ``asterisk-core-sounds-it``), the
 original audio's WER being the floor. Codebook usage: per level, the perplexity of the codes over all clips and the
@@ -56,9 +57,25 @@ def opus_round_trip(audio: np.ndarray, sr: int, kbps: float) -> tuple[np.ndarray
     return out[: len(audio)], used
 
 
+BANDS_HZ = (125, 250, 500, 1000, 2000, 4000)  # octave bands: 125-250 Hz ... 4-8 kHz
+
+
+def band_levels(decoded: np.ndarray, reference: np.ndarray, sr: int) -> dict[str, float]:
+    """The decoded clip's power minus the reference's, per octave band, in dB: 0 where a band's level is kept,
+    negative where the codec loses it."""
+    f = np.fft.rfftfreq(len(reference), 1 / sr)
+    d = np.abs(np.fft.rfft(decoded[: len(reference)].astype(np.float64), n=len(reference))) ** 2
+    r = np.abs(np.fft.rfft(reference.astype(np.float64))) ** 2
+    out = {}
+    for lo in BANDS_HZ:
+        band = (f >= lo) & (f < min(2 * lo, sr / 2))
+        out[f"band_db_{lo}"] = float(10 * np.log10((d[band].sum() + 1e-12) / (r[band].sum() + 1e-12)))
+    return out
+
+
 def scores(decoded: np.ndarray, reference: np.ndarray, sr: int) -> dict[str, float]:
     y, x = torch.from_numpy(decoded[: len(reference)]), torch.from_numpy(reference)
-    out = {"si_sdr": si_sdr(y, x).item(), "mel": mel_distance(y, x, sr).item()}
+    out = {"si_sdr": si_sdr(y, x).item(), "mel": mel_distance(y, x, sr).item(), **band_levels(decoded, reference, sr)}
     try:
         from pesq import pesq
 

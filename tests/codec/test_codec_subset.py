@@ -90,3 +90,22 @@ def test_packed_subset_unpacks_where_the_loader_looks_and_checks_its_checksums(t
     np.save(directory / "train.delta.npy", planes)
     with pytest.raises(GenlabError, match="checksums"):
         unpack(directory)
+
+
+def test_the_codec_evaluation_measures_each_octave_band_s_level():
+    """benchmarks/codec_eval.py's band levels: a clip at half its amplitude has lost 6.02 dB in every band; a clip
+    low-passed at 1 kHz keeps the bands below and loses those above."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    codec_eval = pytest.importorskip("codec_eval")
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    half = codec_eval.band_levels(0.5 * x, x, 16000)
+    assert list(half) == [f"band_db_{lo}" for lo in codec_eval.BANDS_HZ]
+    assert all(abs(v + 6.0206) < 1e-6 for v in half.values())
+    spectrum = np.fft.rfft(x)
+    spectrum[np.fft.rfftfreq(len(x), 1 / 16000) >= 1000] = 0
+    low = codec_eval.band_levels(np.fft.irfft(spectrum, n=len(x)).astype(np.float32), x, 16000)
+    assert all(abs(low[f"band_db_{lo}"]) < 1e-3 for lo in (125, 250, 500))
+    assert all(low[f"band_db_{lo}"] < -60 for lo in (1000, 2000, 4000))
