@@ -6,6 +6,8 @@
     python recipes/speech_codec.py export    # stage 2's EMA codec, float16 -> src/genlab/assets/speech-codec
     python recipes/speech_codec.py export-stage1   # stage 1's latest EMA codec -> runs/speech-codec-stage1-export
     python recipes/speech_codec.py eval      # benchmarks/codec_eval.py on the export (vs Opus; WER on 30 prompts)
+    python recipes/speech_codec.py frequency-trial W   # 600 steps on from stage 1 with EnCodec's frequency loss
+                                             # weighted W (0: the control), exported to runs/codec-freq-trial-wW-export
     python recipes/speech_codec.py smoke     # 2 steps of each stage in runs/speech-codec*-smoke (10.8 min beside
                                              # a training on 2 cores)
 
@@ -49,7 +51,10 @@ speech was 4-5 dB low in every band from 500 Hz to 4 kHz at step ~3,400 (stage 1
 weigh the spectral peaks, and more adversarial steps did not bring them back. Measured since on the 60 held-out clips
 (``codec_eval.py``'s band levels: codec_eval_stage1_bands.json, codec_eval_gan_4800_bands.json), at 6 kbps the
 bands from 500 Hz to 4 kHz come out 4.9-5.4 dB low after stage 1 and 3.0-4.3 dB low after stage 2, against 1.0-1.3
-dB for Opus at 6 kbps.
+dB for Opus at 6 kbps. EnCodec's frequency loss, tried for 600 steps on from stage 1 (``frequency-trial``, beside a
+control run without it; codec_eval_freq_trial_w*.json), lifts those bands by 1.3-1.4 dB at weight 10,000 (0.2-0.4 at
+1,000) but adds 3.6 dB above 4 kHz, and the speech stays unintelligible (WER 1.01 at 6 kbps against the control's
+1.08): it is not the missing piece.
 
 On one GPU, in a call of at most 10 minutes to a machine that receives at most 64 MiB and has no data packages:
 
@@ -102,6 +107,18 @@ def train(smoke: bool = False) -> int:
                  *COMMON, *short])
 
 
+def frequency_trial(weight: float) -> int:
+    """Stage 1's codec trained on for 600 steps at stage 2's constant rate with EnCodec's frequency loss weighted
+    ``weight`` (genlab.codec.loss.frequency_loss; 0 is the control run), then exported beside it for codec_eval."""
+    run = ROOT / "runs" / f"codec-freq-trial-w{weight:g}"
+    rc = main(["train", "codec", "--preset", "speech-codec", "--out", str(run), f"model.init_from={STAGE1}",
+               f"model.loss.frequency={weight:g}", "train.steps=600", "train.lr=2e-4", "train.schedule=constant",
+               "train.warmup_steps=0", "train.eval_every=0", "train.ckpt_every=300", "train.progress=false", *COMMON])
+    if rc == 0:
+        export(run, run.with_name(run.name + "-export"))
+    return rc
+
+
 def export(source: Path = STAGE2, out: Path = OUT) -> None:
     """``source``'s EMA codec (its latest checkpoint), in float16, to ``out``."""
     ckpt = load_checkpoint(source, kind="codec")
@@ -130,6 +147,8 @@ if __name__ == "__main__":
         export()
     elif command == ["export-stage1"]:  # stage 1's EMA codec so far, to be measured before stage 2 ends
         export(STAGE1, ROOT / "runs" / "speech-codec-stage1-export")
+    elif len(command) == 2 and command[0] == "frequency-trial":
+        sys.exit(frequency_trial(float(command[1])))
     elif command == ["eval"]:
         sys.exit(subprocess.call([sys.executable, str(ROOT / "benchmarks" / "codec_eval.py"), "--model",
                                   "speech-codec", "--n", "60", "--seed", "0", "--wer-n", "30"]))
