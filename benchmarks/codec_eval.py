@@ -2,6 +2,7 @@
 
     python benchmarks/codec_eval.py [--model speech-codec] [--n 60] [--seed 0] [--wer-n 30]
     python benchmarks/codec_eval.py --opus-only        # the Opus column alone (no trained codec needed)
+    python benchmarks/codec_eval.py --unquantised      # also the encoder -> decoder without the quantiser
 
 Clips: ``--n`` utterances drawn with ``--seed`` from the held-out speakers of the codec corpus (``genlab data
 codec``; speakers never seen in training) in turn, so each speaker gives about as many as the others (the game
@@ -173,6 +174,8 @@ def main() -> None:
     ap.add_argument("--min-seconds", type=float, default=1.0)
     ap.add_argument("--max-seconds", type=float, default=8.0)
     ap.add_argument("--wer-n", type=int, default=0, help="Italian prompts for the WER table (0: skip)")
+    ap.add_argument("--unquantised", action="store_true",
+                    help="also the codec's autoencoder without its quantiser (its ceiling at any bitrate)")
     ap.add_argument("--out", default="codec_eval")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -198,6 +201,14 @@ def main() -> None:
                     return codec.decode(codec.encode(torch.from_numpy(audio)[None, None], n_q))[0, 0].numpy()
 
             systems[f"genlab@{kbps:g}kbps"] = (run, kbps)
+        if args.unquantised:
+
+            def autoencode(audio):
+                with torch.no_grad():
+                    x = torch.from_numpy(audio)[None, None]
+                    return codec.decoder(codec.encoder(x))[0, 0, : x.shape[-1]].numpy()
+
+            systems["genlab-unquantised"] = (autoencode, None)
     opus_rates = sorted({max(OPUS_MIN_KBPS, k) for k in LADDER})
     for kbps in opus_rates:
         systems[f"opus@{kbps:g}kbps"] = (lambda audio, kbps=kbps: opus_round_trip(audio, sr, kbps)[0], kbps)
