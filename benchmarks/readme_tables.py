@@ -213,7 +213,9 @@ def codec_eval() -> list[str]:
     # recipe (fan-in initialisation, waveform L1 first), measured before its stage 2 had run; codec_eval_gan_<step>:
     # that recipe's stage 2 (GAN) at a step, in step order.
     r, stage1, new1 = _load("codec_eval"), _load("codec_eval_stage1"), _load("codec_eval_new_stage1")
-    gans = sorted((_load(p.stem) for p in RESULTS.glob("codec_eval_gan_*.json")), key=lambda g: g["model"]["step"])
+    # Only codec_eval_gan_<step>: the other codec_eval_gan_* files (bands, unquantised) are listed with their commands.
+    steps = [p.stem for p in RESULTS.glob("codec_eval_gan_*.json") if re.fullmatch(r"codec_eval_gan_\d+", p.stem)]
+    gans = sorted((_load(name) for name in steps), key=lambda g: g["model"]["step"])
     if r is None:
         return []
     c, model = r["clips"], r.get("model")
@@ -239,7 +241,8 @@ def codec_eval() -> list[str]:
         for name, row in res["results"].items():
             if label and not name.startswith("genlab"):
                 continue
-            kbps = f"{row['kbps']:g}" + (f" ({row['kbps_measured']:g} measured)" if "kbps_measured" in row else "")
+            kbps = "—" if row["kbps"] is None else f"{row['kbps']:g}"
+            kbps += f" ({row['kbps_measured']:g} measured)" if "kbps_measured" in row else ""
             out.append(f"| {label}{name.split('@')[0]} | {kbps} | {_fmt(row['si_sdr'])} ({_fmt(row['si_sdr_median'])})"
                        f" | {_fmt(row['mel'])} | {_fmt(row.get('pesq'))} | {_fmt((wer.get(name) or {}).get('wer'))} |")
     if model is None:
