@@ -186,6 +186,33 @@ def other_results(known: set[str]) -> list[str]:
     return out + [""]
 
 
+def tts_eval() -> list[str]:
+    """The bundled voice's tts_eval.json; until it exists, the newest measurement of an intermediate checkpoint."""
+    r = _load("tts_eval")
+    final = r is not None
+    if r is None:
+        r = max((_load(p.stem) for p in RESULTS.glob("tts_eval_*.json")), key=lambda x: x["date"], default=None)
+    if r is None:
+        return []
+    out = ["### Text to speech: held-out sentences beside espeak-ng and piper", "",
+           ("" if final else "_An intermediate checkpoint, not the bundled voice._ ")
+           + f"Model `{r['model']}` (acoustic weights {r['model_hashes']['acoustic']}, vocoder {r['vocoder']}); "
+           f"{r['n_sentences']} held-out sentences: {r['sentences']}; word and character error rates of two "
+           f"independent recognisers; real-time factor on {r['machine']['threads']} threads ({r['machine']['cpu']}). "
+           f"Command: `{r['command']}`.", "",
+           "| system | WER (Whisper base) | CER (Whisper base) | WER (pocketsphinx) | real-time factor |",
+           "|---|---|---|---|---|"]
+    for name, row in r["systems"].items():
+        out.append(f"| {name} | {_fmt(row['whisper_base']['wer'])} | {_fmt(row['whisper_base']['cer'])} | "
+                   f"{_fmt(row['pocketsphinx']['wer'])} | {_fmt(row['real_time_factor'])} |")
+    c = r.get("cloning")
+    if c:
+        out += ["", f"Cloning {c['n_speakers']} held-out real speakers, judged by {c['judge']}: clone against "
+                f"reference {_fmt(c['clone_vs_reference'])}, beside the same speaker's other clips (ceiling) "
+                f"{_fmt(c['ceiling_same_speaker'])} and other speakers (floor) {_fmt(c['floor_other_speakers'])}."]
+    return out + [""]
+
+
 def watermark_eval() -> list[str]:
     r = _load("watermark_eval")
     if r is None:
@@ -473,7 +500,8 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "asr_speed_longform_test_epyc_a2155cf": lambda: [],  # the EPYC file before commits d1a4122 and dc941a8
             "asr_speed_longform_words_fifth": lambda: [],  # the words file before commit b5253c7, for comparison
             "asr_longform": asr_longform,
-            "watermark_eval": watermark_eval, "clip_eval": clip_eval,
+            "watermark_eval": watermark_eval, "clip_eval": clip_eval, "tts_eval": tts_eval,
+            **{p.stem: lambda: [] for p in RESULTS.glob("tts_eval_*.json")},  # intermediate: in tts_eval's section
             "codec_eval": codec_eval, "codec_eval_stage1": lambda: [],  # its rows are in codec_eval's table
             "latent_eval_vae": latent_eval_vae, "latent_eval_text": latent_eval_text,
             "latent_eval_diversity": lambda: [],  # its table is part of latent_eval_text's section
