@@ -132,7 +132,7 @@ def ct2_timings(windows: list[torch.Tensor], repeats: int, int8: bool, threads: 
     prompt = [50258, 50259, 50359]  # <|startoftranscript|><|en|><|transcribe|>, timestamps on
     out = {}
     for beam in (1, 5):
-        runs, n = [], 0
+        runs = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             n = 0
