@@ -338,8 +338,8 @@ def test_a_packed_window_may_not_end_before_its_last_utterance():
 @pytest.mark.parametrize(("beam_size", "int8"), [(1, False), (5, False), (1, True)])
 def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_file, beam_size, int8):
     """Greedy and beam search, fp32 and int8, one window at a time: the next planned window is encoded on a second
-    thread while the current one decodes. The segments are the same as with everything on one thread, and the
-    caller's thread count is back after the call."""
+    thread while the current one decodes, its cross-attention keys/values with it. The segments are the same as
+    with everything on one thread, and the caller's thread count is back after the call."""
     import threading
 
     from genlab.asr import load
@@ -354,23 +354,27 @@ def test_encoding_ahead_on_a_second_thread_gives_the_same_transcript(base, long_
     audio = np.concatenate([audio, audio])  # 6 or 8 utterances (without jfk.flac, with it): 2 or 3 windows
     windows = len(_Todo(_speech_groups(speech_regions(audio)), len(audio) // 160).plan(100))
     assert windows >= 2
-    threads = []
-    encode = base._encode
+    threads, kv_threads = [], []
+    encode, audio_kv = base._encode, base.model.audio_kv
     base._encode = lambda mel: threads.append(threading.current_thread().name) or encode(mel)
+    base.model.audio_kv = lambda f: kv_threads.append(threading.current_thread().name) or audio_kv(f)
     try:
         torch.set_num_threads(2)
         alone = base.transcribe(audio, language="en", vad=True, beam_size=beam_size, encode_ahead=False)
         on_one = list(threads)
         threads.clear()
+        kv_threads.clear()
         ahead = base.transcribe(audio, language="en", vad=True, beam_size=beam_size)
         assert torch.get_num_threads() == 2
     finally:
         base._encode = encode
+        del base.model.audio_kv
     main = threading.current_thread().name
     assert set(on_one) == {main} and len(on_one) == windows, on_one
     # The first window is encoded before there is anything to decode; the ones after it on the second thread.
     assert threads[0] == main and len(threads) == windows, threads
     assert all(t.startswith("genlab-encode") for t in threads[1:]), threads
+    assert kv_threads == threads, kv_threads  # each window's keys/values where it was encoded
     assert [(s.start, s.end, s.text) for s in ahead.segments] == [(s.start, s.end, s.text) for s in alone.segments]
 
 

@@ -25,7 +25,7 @@ import torch
 
 from ..data.audio import FRAMES_PER_SECOND, N_FRAMES, SAMPLE_RATE, pad_or_trim
 from .decoding import DecodingOptions, DecodingResult, decode, detect_language
-from .model import Whisper
+from .model import AudioKV, Whisper
 from .results import Segment, TranscriptionResult, Word  # noqa: F401  (the results of transcribe)
 from .segments import window_segments
 from .tokenizer import WhisperTokenizer
@@ -173,8 +173,13 @@ class LongForm:
             out[:, x.shape[-1] :] = self.fill
         return out
 
-    def encode_windows(self, wins: list[Window]) -> torch.Tensor:
-        return torch.cat([self.encode(self.fit(w.gather(self.mel))[None].to(self.device, self.dtype)) for w in wins])
+    def encode_windows(self, wins: list[Window]) -> tuple[torch.Tensor, AudioKV]:
+        """The windows' audio features and their cross-attention keys/values (shared by the decoding, its
+        fallbacks and the alignment). Encoded ahead, both are made on the second thread: the keys/values are a
+        window's largest products after the encoder's, and the decoding thread is the busier one."""
+        features = torch.cat([self.encode(self.fit(w.gather(self.mel))[None].to(self.device, self.dtype))
+                              for w in wins])
+        return features, self.model.audio_kv(features)
 
     def _language(self, language: str | None, tok: WhisperTokenizer):
         """The language asked for, or the one detected where someone first speaks, and its probabilities."""
@@ -219,9 +224,8 @@ class LongForm:
         after = self.todo.peek(1)
         if not after or len(after[0].pieces) < 2 or after[0].cut_from is not None or not ahead.queued(after):
             return None
-        features = ahead.take(after)
+        features, audio_kv = ahead.take(after)
         ahead.first(wins)
-        audio_kv = self.model.audio_kv(features)
         decoded = decode_with_fallback(self.model, features, self.tok, self._first_options(after), self.options,
                                        audio_kv, ahead.poll)
         return after, decoded, features, audio_kv
@@ -299,10 +303,8 @@ class LongForm:
         with ahead or contextlib.nullcontext():
             while wins := self._next_windows():
                 held = self._ahead_of_retry(wins, ahead)
-                features = ahead.take(wins) if ahead is not None else None
-                if features is None:
-                    features = self.encode_windows(wins)
-                audio_kv = self.model.audio_kv(features)  # shared by the decoding, its fallbacks and the alignment
+                encoded = ahead.take(wins) if ahead is not None else None
+                features, audio_kv = encoded if encoded is not None else self.encode_windows(wins)
                 if ahead is not None and all(w.cut_from is None for w in wins):
                     # Where a window ends inside an utterance the next starts where its text stops: nothing to guess.
                     skip = 1 if held is not None else 0  # decoded already

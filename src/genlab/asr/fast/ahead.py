@@ -112,11 +112,12 @@ class EncodeAhead:
         torch.set_num_threads(1)  # while the second thread encodes, one thread decodes
 
     def take(self, wins: list[Window]):
-        """The features of ``wins`` if they were encoded ahead (the guesses queued before them are thrown away),
-        else None. A window not guessed (an utterance a packed window skipped, decoded again alone: Todo.put_back)
-        leaves the guesses queued: the windows planned after it are still to come. An error encoding a guess is
-        raised here if the guess is used; a guess thrown away takes its error with it (its windows, if still to
-        come, are encoded again and raise then). The caller gets its threads back once nothing is left in flight."""
+        """What ``encode_windows`` gave for ``wins`` if they were encoded ahead (the guesses queued before them
+        are thrown away), else None. A window not guessed (an utterance a packed window skipped, decoded again
+        alone: Todo.put_back) leaves the guesses queued: the windows planned after it are still to come. An error
+        encoding a guess is raised here if the guess is used; a guess thrown away takes its error with it (its
+        windows, if still to come, are encoded again and raise then). The caller gets its threads back once nothing
+        is left in flight."""
         i = self._index(wins)
         if i is None:
             self.poll()  # the caller encodes these itself: on every thread, unless a guess is being encoded
