@@ -498,6 +498,7 @@ SECTIONS = {"diffusion_sweep": diffusion_sweep, "diffusion_speed": diffusion_spe
             "asr_speed_longform_test_epyc": lambda: [],  # in asr_speed_longform's table
             "asr_speed_longform_test_epyc_f5d2f14": lambda: [],  # the EPYC file before commit afb7d3a, for comparison
             "asr_speed_longform_test_epyc_a2155cf": lambda: [],  # the EPYC file before commits d1a4122 and dc941a8
+            "asr_speed_longform_test_epyc_dc941a8": lambda: [],  # the EPYC file before commit aa1fbd9
             "asr_speed_longform_words_fifth": lambda: [],  # the words file before commit b5253c7, for comparison
             "asr_longform": asr_longform,
             "watermark_eval": watermark_eval, "clip_eval": clip_eval, "tts_eval": tts_eval,
