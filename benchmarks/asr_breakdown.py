@@ -7,11 +7,10 @@ For each file of benchmarks/longform.py's split (dev by default: diagnose there,
 asr_speed.py), genlab's Whisper base transcribes it with the voice-activity gate on, on the calling thread
 (``encode_ahead=False``, so the parts add up): wall seconds of the encoder with the cross-attention keys/values
 (windows encoded), of the decoding calls (decoding steps run), of the alignment that times words
-(segments.window_segments), and the rest; then
-faster-whisper (same weights through CTranslate2, its VAD on) on the same audio: wall seconds, windows (distinct
-seek positions of its segments) and tokens written. Decoding steps that are not one token a row (a prompt, the
-first step) run the plain model and are counted apart. One run each after a 5-second warm-up; no WER here
-(benchmarks/longform.py). Writes benchmarks/results/OUT.json.
+(segments.window_segments), and the rest; then faster-whisper (same weights through CTranslate2, its VAD on) on
+the same audio: wall seconds, windows (distinct seek positions of its segments) and tokens written. Decoding
+steps that are not one token a row (a prompt, the first step) run the plain model and are counted apart. One run
+each after a 5-second warm-up; no WER here (benchmarks/longform.py). Writes benchmarks/results/OUT.json.
 """
 
 from __future__ import annotations
