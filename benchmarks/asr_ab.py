@@ -1,6 +1,7 @@
-"""genlab's long-form transcription at two commits, side by side on the dev files: wall seconds per file (each
-commit in its own process, alternating run by run) and whether the segments are the same. For speed changes that
-must not change the transcript; report their effect on the test files with asr_speed.py.
+"""genlab's long-form transcription at two commits, side by side on the files of benchmarks/longform.py (dev by
+default): wall seconds per file (each commit in its own process, alternating run by run) and whether the segments
+are the same. For speed changes that must not change the transcript: develop on dev; the speed against
+faster-whisper on the test files is asr_speed.py's.
 
     python benchmarks/asr_ab.py --base REV [--beam 1] [--repeats 2] [--split dev] [--files a,b] [--threads 2]
         [--out asr_ab_NAME]
@@ -76,7 +77,7 @@ def compare(base_src: Path, beam: int, names: list[str], repeats: int, threads: 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--base", help="the commit to compare this working tree with")
+    ap.add_argument("--base", required=True, help="the commit to compare this working tree with")
     ap.add_argument("--beam", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--split", default="dev", choices=["dev", "test"])
