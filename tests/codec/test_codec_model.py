@@ -19,7 +19,7 @@ from genlab.codec.loss import (
     multiscale_stft_loss,
     si_sdr,
 )
-from genlab.codec.model import Codec, CodecConfig, DiscriminatorConfig, MultiScaleSTFTDiscriminator
+from genlab.codec.model import Codec, CodecConfig, DiscriminatorConfig, ISTFTDecoder, MultiScaleSTFTDiscriminator
 from genlab.data.alphabet import Alphabet
 
 transformers = pytest.importorskip("transformers")
@@ -141,6 +141,24 @@ def test_lengths_round_up_to_whole_frames(causal):
         codes = codec.encode(torch.zeros(1, 1, n) + 0.01)
         assert codes.shape == (1, 4, math.ceil(n / 8))
         assert codec.decode(codes).shape == (1, 1, codes.shape[-1] * 8)
+
+
+def test_istft_decoder_inverts_the_spectrum_of_known_frames():
+    """The inverse STFT with "same" padding gives back a signal from its own frames' spectra, every sample of it,
+    and a codec with that decoder makes exactly ``hop`` samples a frame."""
+    cfg = small_config(decoder="istft", istft_width=8, istft_layers=2)
+    decoder = ISTFTDecoder(cfg)
+    hop, n_fft = 8, 32
+    assert (decoder.hop, decoder.n_fft) == (hop, n_fft)
+    signal = torch.randn(2, 20 * hop)
+    pad = (n_fft - hop) // 2
+    spec = torch.stft(torch.nn.functional.pad(signal, (pad, pad)), n_fft, hop, window=torch.hann_window(n_fft),
+                      center=False, return_complex=True).transpose(1, 2)  # (2, 20 frames, 17 bins)
+    assert spec.shape[1] == 20
+    torch.testing.assert_close(decoder._istft(spec), signal, atol=1e-5, rtol=0)
+    codec = Codec(cfg).eval()
+    codes = codec.encode(torch.randn(1, 1, 83) * 0.1)
+    assert codes.shape == (1, 4, 11) and codec.decode(codes).shape == (1, 1, 88)
 
 
 def test_bitrate_ladder():

@@ -2,6 +2,7 @@
 splits held out by speaker with licences in the manifest, and an end-to-end smoke run of the tiny preset through
 the shared trainer (both phases, checkpoint, evaluation, loading the result as an alphabet)."""
 
+import copy
 import dataclasses
 import glob
 
@@ -12,6 +13,7 @@ import torch
 from genlab.codec.api import CodecAlphabet, load
 from genlab.codec.data import SOURCES, build
 from genlab.codec.task import PRESETS, CodecTask
+from genlab.errors import GenlabError
 from genlab.train import Trainer
 
 CODEC2 = tuple(s for s in SOURCES if s.name == "codec2")
@@ -82,3 +84,34 @@ def test_tiny_codec_trains_end_to_end(corpus, tmp_path):
     freq = CodecTask(dataclasses.replace(run.model, loss=loss), corpus=corpus)
     _, terms = freq.loss(freq.batch(torch.arange(2)), "gen")
     assert terms["frequency"] > 0 and "frequency" not in last and "gen/frequency" not in last
+
+
+def test_a_new_decoder_learns_on_frozen_tokens(corpus, tmp_path):
+    """train_parts="decoder": a Vocos decoder learns on a trained codec's encoder and codebooks, which stay as they
+    were (so its tokens are the old codec's), and only the decoder may differ from the codec it starts from."""
+    run = PRESETS["tiny"]
+    torch.manual_seed(0)
+    short = dataclasses.replace(run.train, steps=3, progress=False, ckpt_every=0, eval_every=0)
+    Trainer(CodecTask(run.model, corpus=corpus), short, tmp_path / "s1").fit()
+    first = load(str(tmp_path / "s1"))
+    istft = dataclasses.replace(run.model.codec, decoder="istft", istft_width=8, istft_layers=1)
+    model = dataclasses.replace(run.model, codec=istft, init_from=str(tmp_path / "s1"), train_parts="decoder",
+                                loss=dataclasses.replace(run.model.loss, adversarial=0.0))
+    task = CodecTask(model, corpus=corpus)
+    assert set(task.frozen()) == {"encoder", "quantizer"}
+    decoder_before = copy.deepcopy(task.codec.decoder.state_dict())
+    last = Trainer(task, dataclasses.replace(short, steps=4), tmp_path / "s2").fit()
+    assert last["commitment"] == 0 and "perplexity" not in last and np.isfinite(last["loss"])
+    assert any(not torch.equal(v, task.codec.decoder.state_dict()[k]) for k, v in decoder_before.items())
+    second = load(str(tmp_path / "s2"))
+    kept = {k: v for k, v in first.codec.state_dict().items() if not k.startswith("decoder.")}
+    assert all(torch.equal(second.codec.state_dict()[k], v) for k, v in kept.items())
+    clip = corpus.test_clips()[0][1][:4000]
+    old, new = CodecAlphabet(first.codec, 4), CodecAlphabet(second.codec, 4)
+    codes = new.encode(clip)
+    assert torch.equal(codes, old.encode(clip)) and new.decode(codes).shape == (4000,)
+    # Training everything needs the same codec; training the decoder needs the same encoder and codebooks.
+    with pytest.raises(GenlabError, match="its codec config differs"):
+        CodecTask(dataclasses.replace(model, train_parts="all"), corpus=corpus)
+    with pytest.raises(GenlabError, match="its encoder or quantiser config differs"):
+        CodecTask(dataclasses.replace(model, codec=dataclasses.replace(istft, n_filters=8)), corpus=corpus)

@@ -9,6 +9,11 @@ its input itself (all on the left when causal, so the model can stream), and eac
 with dilated convolutions (SEANet, Tagliasacchi et al. 2020) and ELU activations; a two-layer LSTM at the
 bottleneck adds long context.
 
+The decoder can instead be Vocos's (Siuzdak 2023, :class:`ISTFTDecoder`): ConvNeXt blocks at the frame rate predict
+each frame's magnitude and phase, and an inverse STFT makes the waveform. Its work is done at 50 frames a second,
+not at the sample rate, so it costs a fraction of the SEANet decoder's, and it is not causal (it sees three frames
+ahead).
+
 The layer order, paddings and normalisations are EnCodec's exactly, so its published weights load
 (:mod:`genlab.codec.convert`, checked against Hugging Face's ``EncodecModel``).
 
@@ -59,6 +64,11 @@ class CodecConfig:
     kmeans_iters: int = 10
     dead_threshold: float = 2.0
     quantizer_dropout: bool = True
+    # The decoder: EnCodec's mirrored SEANet ("seanet"), or ConvNeXt blocks at the frame rate that predict each
+    # frame's complex spectrum, turned into the waveform by an inverse STFT ("istft": Vocos, Siuzdak 2023).
+    decoder: Literal["seanet", "istft"] = "seanet"
+    istft_width: int = 256  # the ConvNeXt blocks' channels
+    istft_layers: int = 8
 
     @property
     def hop_length(self) -> int:
@@ -268,6 +278,65 @@ class Decoder(nn.Module):
         return self.head(F.elu(x))
 
 
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv (kernel 7) -> LayerNorm -> Linear (x3 wide) -> GELU -> Linear, scaled and added (Liu et al. 2022;
+    Vocos's backbone block, its layer scale starting at ``scale``)."""
+
+    def __init__(self, dim: int, scale: float):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.fc1 = nn.Linear(dim, 3 * dim)
+        self.fc2 = nn.Linear(3 * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), scale))
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, F)
+        h = self.norm(self.dwconv(x).transpose(1, 2))
+        h = self.fc2(F.gelu(self.fc1(h))) * self.gamma
+        return x + h.transpose(1, 2)
+
+
+class ISTFTDecoder(nn.Module):
+    """Frames ``(B, dimension, F)`` -> waveform ``(B, 1, F * hop_length)`` (Vocos, Siuzdak 2023).
+
+    A convolution into ``istft_width`` channels, ConvNeXt blocks, then per frame a linear map to the log-magnitude and
+    phase of an ``n_fft = 4 * hop`` spectrum; the inverse STFT with "same" padding (each frame's windowed inverse
+    FFT overlap-added, divided by the summed squared window, trimmed by ``(n_fft - hop) / 2`` a side) gives exactly
+    ``hop`` samples a frame.
+    """
+
+    def __init__(self, cfg: CodecConfig):
+        super().__init__()
+        if cfg.channels != 1:
+            raise ValueError("the istft decoder makes one channel")
+        dim, self.hop = cfg.istft_width, cfg.hop_length
+        self.n_fft = 4 * self.hop
+        self.stem = nn.Conv1d(cfg.dimension, dim, 7, padding=3)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.blocks = nn.ModuleList([ConvNeXtBlock(dim, 1 / cfg.istft_layers) for _ in range(cfg.istft_layers)])
+        self.final_norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, self.n_fft + 2)  # log-magnitudes and phases of n_fft / 2 + 1 bins
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.norm(self.stem(z).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        log_mag, phase = self.head(self.final_norm(x.transpose(1, 2))).float().chunk(2, dim=-1)  # (B, F, bins)
+        spec = torch.polar(log_mag.exp().clamp(max=100.0), phase)
+        return self._istft(spec)[:, None]
+
+    def _istft(self, spec: Tensor) -> Tensor:
+        """``(B, F, n_fft / 2 + 1)`` complex -> ``(B, F * hop)``."""
+        frames = torch.fft.irfft(spec, n=self.n_fft, dim=-1) * self.window  # (B, F, n_fft)
+        n, pad = spec.shape[1], (self.n_fft - self.hop) // 2
+        length = (n - 1) * self.hop + self.n_fft
+        fold = dict(output_size=(1, length), kernel_size=(1, self.n_fft), stride=(1, self.hop))
+        y = F.fold(frames.transpose(1, 2), **fold)[:, 0, 0]  # (B, length)
+        envelope = F.fold(self.window.square().expand(1, n, -1).transpose(1, 2), **fold)[0, 0, 0]
+        return (y / envelope.clamp_min(1e-11))[:, pad : length - pad]
+
+
 class Codec(nn.Module):
     """Encoder, residual vector quantiser, decoder (Défossez et al. 2022, figure 1)."""
 
@@ -280,7 +349,7 @@ class Codec(nn.Module):
             ema_decay=cfg.ema_decay, commitment=cfg.commitment, kmeans_iters=cfg.kmeans_iters,
             dead_threshold=cfg.dead_threshold,
         )
-        self.decoder = Decoder(cfg)
+        self.decoder = Decoder(cfg) if cfg.decoder == "seanet" else ISTFTDecoder(cfg)
 
     def forward(self, x: Tensor, n_q: int | None = None,
                 generator: torch.Generator | None = None) -> tuple[Tensor, Quantized]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import wave
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +61,10 @@ class CodecModelConfig:
     # A codec checkpoint (run directory or checkpoint) whose codec weights (EMA if stored) start this run: the
     # second, adversarial stage of the bundled recipe starts from the first, reconstruction-only stage.
     init_from: str | None = None
+    # "decoder": the encoder and quantiser (from init_from) stay frozen and only the decoder learns, each example
+    # decoded from a random number of its codebooks (a new decoder for existing tokens, as Vocos is for EnCodec's).
+    # init_from may then differ from this run in its decoder alone.
+    train_parts: Literal["all", "decoder"] = "all"
 
 
 @dataclass
@@ -98,6 +102,14 @@ PRESETS: dict[str, CodecRun] = {
         CodecModelConfig(SPEECH_CODEC, DiscriminatorConfig(filters=8, n_ffts=(1024, 512, 256))),
         TrainConfig(steps=4800, batch_size=8, lr=2e-4, beta1=0.5, beta2=0.9, warmup_steps=0, schedule="constant",
                     grad_clip=10.0, ema_decay=0.999, ckpt_every=100, eval_every=200),
+    ),
+    # A Vocos decoder (codec/model.py, ISTFTDecoder) learnt for the speech codec's frozen encoder and codebooks:
+    # its tokens stay the same. Reconstruction losses only (stage 1's weights), Vocos's rate and betas.
+    "speech-codec-istft": CodecRun(
+        CodecModelConfig(replace(SPEECH_CODEC, decoder="istft"), loss=LossWeights(time=50.0, adversarial=0.0),
+                         train_parts="decoder"),
+        TrainConfig(steps=4000, batch_size=8, lr=5e-4, beta1=0.8, beta2=0.9, warmup_steps=100, schedule="cosine",
+                    grad_clip=10.0, ema_decay=0.999, ckpt_every=250, eval_every=500),
     ),
     # EnCodec 24 kHz exactly (the shape that Hugging Face's facebook/encodec_24khz weights load into).
     "encodec-24khz": CodecRun(
@@ -160,9 +172,14 @@ class CodecTask:
         from .api import load
 
         loaded = load(path)
-        if loaded.cfg != self.cfg.codec:
-            raise GenlabError(f"init_from {path}: its codec config differs from this run's")
-        self.codec.load_state_dict(loaded.codec.state_dict())
+        state = loaded.codec.state_dict()
+        if loaded.cfg == self.cfg.codec:
+            self.codec.load_state_dict(state)
+        elif self.cfg.train_parts == "decoder" and _without_decoder(loaded.cfg) == _without_decoder(self.cfg.codec):
+            self.codec.load_state_dict({k: v for k, v in state.items() if not k.startswith("decoder.")}, strict=False)
+        else:
+            what = "encoder or quantiser" if self.cfg.train_parts == "decoder" else "codec"
+            raise GenlabError(f"init_from {path}: its {what} config differs from this run's")
         self.meta = {**getattr(self, "meta", {}), "init_from": {"path": path, "weights_hash": loaded.weights_hash}}
 
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
@@ -175,6 +192,26 @@ class CodecTask:
     def parameters(self, phase: str):
         return self.disc.parameters() if phase == "disc" else self.codec.parameters()
 
+    def frozen(self) -> dict[str, nn.Module]:
+        if self.cfg.train_parts != "decoder":
+            return {}
+        return {"encoder": self.codec.encoder, "quantizer": self.codec.quantizer}
+
+    def _reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float | None]:
+        """The codec's output for ``x``, its commitment loss and its codebooks' mean perplexity (None when frozen).
+        With a frozen encoder and quantiser each example keeps its first ``k ~ U{1..n_q}`` codebooks (quantizer
+        dropout without the codebooks learning)."""
+        if self.cfg.train_parts != "decoder":
+            x_hat, q = self.codec(x)
+            return x_hat, q.loss.float(), _mean_used(q.perplexity)
+        with torch.no_grad():
+            quantizer = self.codec.quantizer
+            codes = quantizer.encode(self.codec.encoder(x))  # (B, n_q, F)
+            levels = torch.stack([quantizer.layers[i].lookup(codes[:, i]) for i in range(codes.shape[1])], dim=1)
+            keep = torch.randint(1, codes.shape[1] + 1, (len(x),))
+            z_q = levels.cumsum(dim=1)[torch.arange(len(x)), keep - 1]  # (B, D, F)
+        return self.codec.decoder(z_q)[..., : x.shape[-1]], x.new_zeros(()), None
+
     def ema_module(self) -> nn.Module:
         return self.codec
 
@@ -183,10 +220,10 @@ class CodecTask:
 
     def _gen_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         w, sr = self.cfg.loss, self.cfg.codec.sample_rate
-        x_hat, q = self.codec(x)
+        x_hat, commitment, perplexity = self._reconstruct(x)
         x_hat32 = x_hat.float()
         terms = {"time": F.l1_loss(x_hat32, x), "mel": losses.mel_distance(x_hat32, x, sr),
-                 "stft": losses.multiscale_stft_loss(x_hat32, x), "commitment": q.loss.float()}
+                 "stft": losses.multiscale_stft_loss(x_hat32, x), "commitment": commitment}
         if w.frequency > 0:
             terms["frequency"] = losses.frequency_loss(x_hat32, x, sr)
         if self.disc is not None:
@@ -201,7 +238,7 @@ class CodecTask:
         loss = sum(getattr(w, name) * value for name, value in terms.items())
         # The time-domain term is logged as "l1": the trainer's log line has its own "time" (seconds elapsed).
         metrics = {"loss": loss.item(), **{("l1" if k == "time" else k): v.item() for k, v in terms.items()},
-                   "perplexity": _mean_used(q.perplexity)}
+                   **({"perplexity": perplexity} if perplexity is not None else {})}
         return loss, metrics
 
     def _disc_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -256,6 +293,10 @@ class CodecTask:
                 f.setsampwidth(2)
                 f.setframerate(self.cfg.codec.sample_rate)
                 f.writeframes(pcm.astype("<i2").tobytes())
+
+
+def _without_decoder(cfg: CodecConfig) -> CodecConfig:
+    return replace(cfg, decoder="seanet", istft_width=0, istft_layers=0)
 
 
 def _mean_used(perplexity: torch.Tensor) -> float:
