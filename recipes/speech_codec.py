@@ -8,6 +8,8 @@
     python recipes/speech_codec.py eval      # benchmarks/codec_eval.py on the export (vs Opus; WER on 30 prompts)
     python recipes/speech_codec.py train-istft  # a Vocos decoder for stage 2's frozen encoder and codebooks
                                              # -> runs/speech-codec-istft-export
+    python recipes/speech_codec.py train-spectral  # the frequency-domain codec from scratch (STFT encoder, Vocos
+                                             # decoder) -> runs/speech-codec-spectral-export
     python recipes/speech_codec.py frequency-trial W   # 600 steps on from stage 1 with EnCodec's frequency loss
                                              # weighted W (0: the control), exported to runs/codec-freq-trial-wW-export
     python recipes/speech_codec.py smoke     # 2 steps of each stage in runs/speech-codec*-smoke (10.8 min beside
@@ -96,6 +98,7 @@ STAGE0 = ROOT / "runs" / "speech-codec-wave"
 STAGE1 = ROOT / "runs" / "speech-codec"
 STAGE2 = ROOT / "runs" / "speech-codec-gan"
 ISTFT = ROOT / "runs" / "speech-codec-istft"
+SPECTRAL = ROOT / "runs" / "speech-codec-spectral"
 OUT = ROOT / "src" / "genlab" / "assets" / "speech-codec"
 COMMON = ["train.threads=2"]
 
@@ -124,6 +127,16 @@ def train_istft() -> int:
                "train.progress=false", *COMMON])
     if rc == 0:
         export(ISTFT, ISTFT.with_name(ISTFT.name + "-export"))
+    return rc
+
+
+def train_spectral() -> int:
+    """The frequency-domain codec (preset ``speech-codec-spectral``: STFT encoder, Vocos decoder, the speech codec's
+    codebooks) from scratch, exported to runs/speech-codec-spectral-export for codec_eval."""
+    rc = main(["train", "codec", "--preset", "speech-codec-spectral", "--out", str(SPECTRAL), "train.progress=false",
+               *COMMON])
+    if rc == 0:
+        export(SPECTRAL, SPECTRAL.with_name(SPECTRAL.name + "-export"))
     return rc
 
 
@@ -165,6 +178,8 @@ if __name__ == "__main__":
         sys.exit(train(smoke=True))
     elif command == ["export"]:
         export()
+    elif command == ["train-spectral"]:
+        sys.exit(train_spectral())
     elif command == ["train-istft"]:
         sys.exit(train_istft())
     elif command == ["export-stage1"]:  # stage 1's EMA codec so far, to be measured before stage 2 ends

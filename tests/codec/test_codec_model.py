@@ -161,6 +161,22 @@ def test_istft_decoder_inverts_the_spectrum_of_known_frames():
     assert codes.shape == (1, 4, 11) and codec.decode(codes).shape == (1, 1, 88)
 
 
+def test_stft_encoder_frames_and_reads_magnitudes_only():
+    """The frequency-domain encoder gives ``ceil(T / hop)`` frames, as SEANet's does, and reads no phase: a signal
+    and its negation have the same STFT magnitudes, so the same frames."""
+    torch.manual_seed(0)
+    cfg = small_config(encoder="stft", decoder="istft", stft_width=8, stft_layers=1, istft_width=8, istft_layers=1)
+    codec = Codec(cfg).eval()
+    for n in (1, 7, 8, 9, 100):
+        x = torch.randn(2, 1, n) * 0.1
+        z = codec.encoder(x)
+        assert z.shape == (2, cfg.dimension, math.ceil(n / 8))
+        torch.testing.assert_close(codec.encoder(-x), z)
+    codec.train()(torch.randn(4, 1, 800) * 0.3)  # k-means start of the codebooks
+    codes = codec.eval().encode(torch.randn(1, 1, 83) * 0.1)
+    assert codes.shape == (1, 4, 11) and codec.decode(codes).shape == (1, 1, 88)
+
+
 def test_bitrate_ladder():
     cfg = CodecConfig(sample_rate=16000, ratios=(8, 5, 4, 2), codebook_size=1024, n_q=12)
     assert cfg.frame_rate == 50 and cfg.bits_per_codebook == 10

@@ -69,6 +69,11 @@ class CodecConfig:
     decoder: Literal["seanet", "istft"] = "seanet"
     istft_width: int = 256  # the ConvNeXt blocks' channels
     istft_layers: int = 8
+    # The encoder: EnCodec's SEANet ("seanet"), or ConvNeXt blocks at the frame rate over each frame's STFT
+    # log-magnitudes ("stft": the frequency-domain encoders of FunCodec, Du et al. 2023).
+    encoder: Literal["seanet", "stft"] = "seanet"
+    stft_width: int = 256
+    stft_layers: int = 4
 
     @property
     def hop_length(self) -> int:
@@ -296,12 +301,53 @@ class ConvNeXtBlock(nn.Module):
         return x + h.transpose(1, 2)
 
 
+class ConvNeXtTrunk(nn.Module):
+    """``(B, cin, F)`` -> ``(B, F, width)``: a convolution (kernel 7, or 1 for a wide input), LayerNorm, ConvNeXt
+    blocks, LayerNorm (Vocos's backbone, its layer scale starting at ``1 / layers``)."""
+
+    def __init__(self, cin: int, width: int, layers: int, stem_kernel: int = 7):
+        super().__init__()
+        self.stem = nn.Conv1d(cin, width, stem_kernel, padding=stem_kernel // 2)
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.blocks = nn.ModuleList([ConvNeXtBlock(width, 1 / layers) for _ in range(layers)])
+        self.final_norm = nn.LayerNorm(width, eps=1e-6)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.norm(self.stem(x).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        return self.final_norm(x.transpose(1, 2))
+
+
+class STFTEncoder(nn.Module):
+    """Waveform ``(B, 1, T)`` -> frames ``(B, dimension, ceil(T / hop_length))`` from the log-magnitudes of an
+    ``n_fft = 4 * hop`` STFT whose frame ``f`` is centred on samples ``[f * hop, (f + 1) * hop)`` (the framing of
+    :class:`ISTFTDecoder`), through a :class:`ConvNeXtTrunk`. It sees three frames ahead and never the phase."""
+
+    def __init__(self, cfg: CodecConfig):
+        super().__init__()
+        if cfg.channels != 1:
+            raise ValueError("the stft encoder reads one channel")
+        self.hop = cfg.hop_length
+        self.n_fft = 4 * self.hop
+        self.trunk = ConvNeXtTrunk(self.n_fft // 2 + 1, cfg.stft_width, cfg.stft_layers, stem_kernel=1)
+        self.head = nn.Linear(cfg.stft_width, cfg.dimension)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        frames = -(-x.shape[-1] // self.hop)
+        pad = (self.n_fft - self.hop) // 2
+        x = F.pad(x[:, 0].float(), (pad, pad + frames * self.hop - x.shape[-1]))
+        spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
+        return self.head(self.trunk(spec.abs().clamp_min(1e-5).log())).transpose(1, 2)  # (B, dimension, frames)
+
+
 class ISTFTDecoder(nn.Module):
     """Frames ``(B, dimension, F)`` -> waveform ``(B, 1, F * hop_length)`` (Vocos, Siuzdak 2023).
 
-    A convolution into ``istft_width`` channels, ConvNeXt blocks, then per frame a linear map to the log-magnitude and
-    phase of an ``n_fft = 4 * hop`` spectrum; the inverse STFT with "same" padding (each frame's windowed inverse
-    FFT overlap-added, divided by the summed squared window, trimmed by ``(n_fft - hop) / 2`` a side) gives exactly
+    A :class:`ConvNeXtTrunk` of ``istft_width`` channels, then per frame a linear map to the log-magnitude and phase of
+    an ``n_fft = 4 * hop`` spectrum; the inverse STFT with "same" padding (each frame's windowed inverse FFT
+    overlap-added, divided by the summed squared window, trimmed by ``(n_fft - hop) / 2`` a side) gives exactly
     ``hop`` samples a frame.
     """
 
@@ -309,20 +355,14 @@ class ISTFTDecoder(nn.Module):
         super().__init__()
         if cfg.channels != 1:
             raise ValueError("the istft decoder makes one channel")
-        dim, self.hop = cfg.istft_width, cfg.hop_length
+        self.hop = cfg.hop_length
         self.n_fft = 4 * self.hop
-        self.stem = nn.Conv1d(cfg.dimension, dim, 7, padding=3)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.blocks = nn.ModuleList([ConvNeXtBlock(dim, 1 / cfg.istft_layers) for _ in range(cfg.istft_layers)])
-        self.final_norm = nn.LayerNorm(dim, eps=1e-6)
-        self.head = nn.Linear(dim, self.n_fft + 2)  # log-magnitudes and phases of n_fft / 2 + 1 bins
+        self.trunk = ConvNeXtTrunk(cfg.dimension, cfg.istft_width, cfg.istft_layers)
+        self.head = nn.Linear(cfg.istft_width, self.n_fft + 2)  # log-magnitudes and phases of n_fft / 2 + 1 bins
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     def forward(self, z: Tensor) -> Tensor:
-        x = self.norm(self.stem(z).transpose(1, 2)).transpose(1, 2)
-        for block in self.blocks:
-            x = block(x)
-        log_mag, phase = self.head(self.final_norm(x.transpose(1, 2))).float().chunk(2, dim=-1)  # (B, F, bins)
+        log_mag, phase = self.head(self.trunk(z)).float().chunk(2, dim=-1)  # (B, F, bins) each
         spec = torch.polar(log_mag.exp().clamp(max=100.0), phase)
         return self._istft(spec)[:, None]
 
@@ -343,7 +383,7 @@ class Codec(nn.Module):
     def __init__(self, cfg: CodecConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg)
+        self.encoder = Encoder(cfg) if cfg.encoder == "seanet" else STFTEncoder(cfg)
         self.quantizer = ResidualVQ(
             cfg.dimension, cfg.n_q, cfg.codebook_size, quantizer_dropout=cfg.quantizer_dropout,
             ema_decay=cfg.ema_decay, commitment=cfg.commitment, kmeans_iters=cfg.kmeans_iters,

@@ -111,6 +111,14 @@ PRESETS: dict[str, CodecRun] = {
         TrainConfig(steps=4000, batch_size=8, lr=5e-4, beta1=0.8, beta2=0.9, warmup_steps=100, schedule="cosine",
                     grad_clip=10.0, ema_decay=0.999, ckpt_every=250, eval_every=500),
     ),
+    # Frequency-domain trial: the STFT encoder and the Vocos decoder (codec/model.py), both at the frame rate, the
+    # same codebooks as the speech codec; log-mel and STFT losses (the encoder never sees the phase: no waveform L1).
+    "speech-codec-spectral": CodecRun(
+        CodecModelConfig(replace(SPEECH_CODEC, encoder="stft", decoder="istft", lstm_layers=0),
+                         loss=LossWeights(time=0.0, adversarial=0.0)),
+        TrainConfig(steps=8000, batch_size=8, lr=5e-4, beta1=0.8, beta2=0.9, warmup_steps=100, schedule="cosine",
+                    grad_clip=10.0, ema_decay=0.999, ckpt_every=250, eval_every=1000),
+    ),
     # EnCodec 24 kHz exactly (the shape that Hugging Face's facebook/encodec_24khz weights load into).
     "encodec-24khz": CodecRun(
         CodecModelConfig(CodecConfig()),
@@ -296,7 +304,7 @@ class CodecTask:
 
 
 def _without_decoder(cfg: CodecConfig) -> CodecConfig:
-    return replace(cfg, decoder="seanet", istft_width=0, istft_layers=0)
+    return replace(cfg, decoder="seanet", istft_width=0, istft_layers=0, trim_right_ratio=0.0)
 
 
 def _mean_used(perplexity: torch.Tensor) -> float:
