@@ -64,8 +64,8 @@ A new decoder for the same tokens (``train-istft``, 2026-12-06): Vocos's (codec/
 4,000 steps on stage 2's frozen encoder and codebooks with stage 1's losses (codec_eval_istft_4000.json, the
 command of codec_eval_gan_4800.json on runs/speech-codec-istft-export). At 6 kbps: mel 0.278 (stage 2: 0.293), PESQ
 1.32 (1.31), WER 0.97 (2.25; 0.90 at 3 kbps, 2.88 at 1.5), and the bands from 500 Hz to 2 kHz still 3.6-4.8 dB low
-at every bitrate. A fresh decoder of another kind does not make the speech intelligible either: what the encoder's
-frames keep is the limit.
+at every bitrate. A fresh decoder of another kind halves the WER but does not make the speech intelligible: that
+points to what the encoder's frames keep (``train-spectral`` tries an encoder that reads the spectrum itself).
 
 On one GPU, in a call of at most 10 minutes to a machine that receives at most 64 MiB and has no data packages:
 
