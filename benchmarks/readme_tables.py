@@ -235,6 +235,10 @@ def watermark_eval() -> list[str]:
     return out + [""]
 
 
+TRIALS = (("codec_eval_istft_*.json", "Vocos decoder on stage 2's frozen tokens"),
+          ("codec_eval_spectral_*.json", "frequency-domain codec (STFT encoder, Vocos decoder)"))
+
+
 def codec_eval() -> list[str]:
     # codec_eval and codec_eval_stage1: the old two-stage recipe; codec_eval_new_stage1: stage 1 of the three-stage
     # recipe (fan-in initialisation, waveform L1 first), measured before its stage 2 had run; codec_eval_gan_<step>:
@@ -243,8 +247,10 @@ def codec_eval() -> list[str]:
     # Only codec_eval_gan_<step>: the other codec_eval_gan_* files (bands, unquantised) are listed with their commands.
     steps = [p.stem for p in RESULTS.glob("codec_eval_gan_*.json") if re.fullmatch(r"codec_eval_gan_\d+", p.stem)]
     gans = sorted((_load(name) for name in steps), key=lambda g: g["model"]["step"])
-    # codec_eval_istft_<step>: a Vocos decoder learnt on stage 2's frozen encoder and codebooks.
-    vocos = sorted((_load(p.stem) for p in RESULTS.glob("codec_eval_istft_*.json")), key=lambda g: g["model"]["step"])
+    # codec_eval_istft_<step>: a Vocos decoder learnt on stage 2's frozen encoder and codebooks;
+    # codec_eval_spectral_<step>: the frequency-domain codec (STFT encoder, Vocos decoder) from scratch.
+    trials = [(label, res) for pattern, label in TRIALS
+              for res in sorted((_load(p.stem) for p in RESULTS.glob(pattern)), key=lambda g: g["model"]["step"])]
     if r is None:
         return []
     c, model = r["clips"], r.get("model")
@@ -260,14 +266,14 @@ def codec_eval() -> list[str]:
               if new1 else "")
            + "".join(f"; the rows of its stage 2 (GAN) at step {g['model']['step']}: `{g['command']}` (weights "
                      f"{g['model']['weights_hash']})" for g in gans)
-           + "".join(f"; the rows of a Vocos decoder learnt on stage 2's frozen tokens, step {v['model']['step']}: "
-                     f"`{v['command']}` (weights {v['model']['weights_hash']})" for v in vocos) + ".", "",
+           + "".join(f"; the rows of the {label} at step {v['model']['step']}: `{v['command']}` (weights "
+                     f"{v['model']['weights_hash']})" for label, v in trials) + ".", "",
            "| system | kbps | SI-SDR mean (median), dB | mel | PESQ wb | WER (Whisper base, it) |",
            "|---|---|---|---|---|---|"]
     runs = [("", r)] + ([("stage 1 only: ", stage1)] if stage1 else []) + ([("new recipe, stage 1: ", new1)]
                                                                           if new1 else [])
     runs += [(f"new recipe, stage 2 at step {g['model']['step']}: ", g) for g in gans]
-    runs += [(f"Vocos decoder on stage 2's tokens, step {v['model']['step']}: ", v) for v in vocos]
+    runs += [(f"{label}, step {v['model']['step']}: ", v) for label, v in trials]
     for label, res in runs:
         wer = res.get("wer_whisper_base_it") or {}
         for name, row in res["results"].items():

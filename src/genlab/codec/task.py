@@ -119,6 +119,13 @@ PRESETS: dict[str, CodecRun] = {
         TrainConfig(steps=8000, batch_size=8, lr=5e-4, beta1=0.8, beta2=0.9, warmup_steps=100, schedule="cosine",
                     grad_clip=10.0, ema_decay=0.999, ckpt_every=250, eval_every=1000),
     ),
+    # Its second stage: the multi-scale STFT discriminator added (hinge, feature matching), from the first's EMA.
+    "speech-codec-spectral-gan": CodecRun(
+        CodecModelConfig(replace(SPEECH_CODEC, encoder="stft", decoder="istft", lstm_layers=0),
+                         DiscriminatorConfig(filters=16, n_ffts=(1024, 512, 256)), LossWeights(time=0.0)),
+        TrainConfig(steps=6000, batch_size=8, lr=2e-4, beta1=0.8, beta2=0.9, warmup_steps=0, schedule="constant",
+                    grad_clip=10.0, ema_decay=0.999, ckpt_every=250, eval_every=1000),
+    ),
     # EnCodec 24 kHz exactly (the shape that Hugging Face's facebook/encodec_24khz weights load into).
     "encodec-24khz": CodecRun(
         CodecModelConfig(CodecConfig()),
