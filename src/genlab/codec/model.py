@@ -12,7 +12,9 @@ bottleneck adds long context.
 The decoder can instead be Vocos's (Siuzdak 2023, :class:`ISTFTDecoder`): ConvNeXt blocks at the frame rate predict
 each frame's magnitude and phase, and an inverse STFT makes the waveform. Its work is done at 50 frames a second,
 not at the sample rate, so it costs a fraction of the SEANet decoder's, and it is not causal (it sees three frames
-ahead).
+ahead). The encoder can likewise read the spectrum (:class:`STFTEncoder`: each frame's STFT log-magnitudes through
+ConvNeXt blocks, the frequency-domain encoders of FunCodec, Du et al. 2023); with both, the codec works at the frame
+rate throughout and ignores ``causal``.
 
 The layer order, paddings and normalisations are EnCodec's exactly, so its published weights load
 (:mod:`genlab.codec.convert`, checked against Hugging Face's ``EncodecModel``).
