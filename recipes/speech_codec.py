@@ -129,26 +129,26 @@ def train(smoke: bool = False) -> int:
                  *COMMON, *short])
 
 
-def train_istft() -> int:
-    """A Vocos decoder (preset ``speech-codec-istft``) learnt on stage 2's frozen encoder and codebooks, exported to
-    runs/speech-codec-istft-export for codec_eval."""
-    rc = main(["train", "codec", "--preset", "speech-codec-istft", "--out", str(ISTFT), f"model.init_from={STAGE2}",
-               "train.progress=false", *COMMON])
+def _train_and_export(run: Path, preset: str, *overrides: str) -> int:
+    """``genlab train codec --preset preset`` into ``run``, then its EMA codec exported to runs/<run>-export."""
+    rc = main(["train", "codec", "--preset", preset, "--out", str(run), *overrides, "train.progress=false", *COMMON])
     if rc == 0:
-        export(ISTFT, ISTFT.with_name(ISTFT.name + "-export"))
+        export(run, run.with_name(run.name + "-export"))
     return rc
+
+
+def train_istft() -> int:
+    """A Vocos decoder (preset ``speech-codec-istft``) learnt on stage 2's frozen encoder and codebooks."""
+    return _train_and_export(ISTFT, "speech-codec-istft", f"model.init_from={STAGE2}")
 
 
 def train_spectral(gan: bool = False) -> int:
     """The frequency-domain codec (preset ``speech-codec-spectral``: STFT encoder, Vocos decoder, the speech codec's
     codebooks) from scratch, or (``gan``) its second stage with the discriminator from the first's weights
-    (``speech-codec-spectral-gan``), exported to runs/<run>-export for codec_eval."""
-    run, preset = (SPECTRAL_GAN, "speech-codec-spectral-gan") if gan else (SPECTRAL, "speech-codec-spectral")
-    start = [f"model.init_from={SPECTRAL}"] if gan else []
-    rc = main(["train", "codec", "--preset", preset, "--out", str(run), *start, "train.progress=false", *COMMON])
-    if rc == 0:
-        export(run, run.with_name(run.name + "-export"))
-    return rc
+    (``speech-codec-spectral-gan``)."""
+    if gan:
+        return _train_and_export(SPECTRAL_GAN, "speech-codec-spectral-gan", f"model.init_from={SPECTRAL}")
+    return _train_and_export(SPECTRAL, "speech-codec-spectral")
 
 
 def frequency_trial(weight: float) -> int:
