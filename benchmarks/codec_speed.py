@@ -1,6 +1,7 @@
 """Codec speed: encode + decode of 10 s, genlab's codec against Hugging Face's EncodecModel with identical weights.
 
     python benchmarks/codec_speed.py [--seconds 10] [--repeats 5] [--threads 2]
+    python benchmarks/codec_speed.py --model speech-codec --merge   # a trained codec's own real-time factor
 
 Two shapes: EnCodec 24 kHz (the published model's config, 32 filters, 75 Hz, 6 kbps = 8 codebooks) and genlab's
 bundled speech-codec shape (16 kHz, 16 filters, 50 Hz, 6 kbps = 12 codebooks). Each Hugging Face model is built
@@ -8,7 +9,9 @@ from its EncodecConfig with random weights and random codebooks, and genlab's co
 genlab.codec.convert (the two produce identical codes: tests/codec/test_codec_model.py). Both run in this process on
 the same 10-second input, A and B alternating (benchmarks/common.time_pairs), in fp32 and under bf16 autocast.
 Reported: median seconds, the per-pair ratio genlab / HF (below 1 is faster), and the real-time factor
-(seconds of compute per second of audio) of each. Writes ``benchmarks/results/codec_speed.json`` (``--merge``
+(seconds of compute per second of audio) of each. ``--model`` times a trained codec alone (a bundle of another
+architecture, such as the spectral codec, has no Hugging Face twin): its real-time factor on 10 s of held-out
+speech, the row named ``model:NAME/precision``. Writes ``benchmarks/results/codec_speed.json`` (``--merge``
 replaces only the rows measured now; each row keeps its command and the machine's load average when it ran: on a
 shared machine the real-time factors move with the load, the paired ratios much less).
 """
@@ -70,6 +73,29 @@ def compare(ours, hf, x: torch.Tensor, n_q: int, bandwidth: float, precision: st
             "rtf_genlab": round(timing["a_median_s"] / seconds, 4), "rtf_hf": round(timing["b_median_s"] / seconds, 4)}
 
 
+def own_speed(model: str, seconds: float, precision: str, repeats: int) -> dict:
+    """A trained codec's encode at 6 kbps + decode of ``seconds`` of held-out speech, alone: median seconds, RTF."""
+    import time
+
+    from genlab.codec.api import load
+    from genlab.codec.data import load as load_corpus
+
+    loaded = load(model)
+    speech = np.concatenate([a for _, a in load_corpus(loaded.cfg.sample_rate).test_clips()])
+    x = torch.from_numpy(speech[: int(seconds * loaded.cfg.sample_rate)])[None, None]
+    n_q = loaded.cfg.n_q_for_kbps(6.0)
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
+    times = []
+    for _ in range(repeats + 1):  # the first is a warm-up
+        t0 = time.perf_counter()
+        with torch.no_grad(), ctx():
+            loaded.codec.decode(loaded.codec.encode(x, n_q))
+        times.append(time.perf_counter() - t0)
+    median = float(np.median(times[1:]))
+    return {"seconds": round(median, 4), "rtf": round(median / (x.shape[-1] / loaded.cfg.sample_rate), 4),
+            "weights_hash": loaded.weights_hash, "n_q": n_q, "input": "held-out speech of the codec corpus"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -78,13 +104,19 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated, of: " + ", ".join(SHAPES))
     ap.add_argument("--merge", action="store_true", help="keep the other rows of an existing codec_speed.json")
+    ap.add_argument("--model", default=None, help="time this trained codec (name or directory) alone instead")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     results = {}
     existing = RESULTS / "codec_speed.json"
     if args.merge and existing.exists():
         results = json.loads(existing.read_text())["results"]
-    for name in args.shapes.split(","):
+    for precision in args.precisions.split(",") if args.model else []:
+        results[f"model:{args.model}/{precision}"] = {
+            **own_speed(args.model, args.seconds, precision, args.repeats),
+            "load_average_1min": os.getloadavg()[0], "command": " ".join(sys.argv)}
+        print(precision, results[f"model:{args.model}/{precision}"], flush=True)
+    for name in [] if args.model else args.shapes.split(","):
         shape = SHAPES[name]
         config, hf, ours = build(shape)
         n_q = ours.cfg.n_q_for_kbps(6.0)
@@ -102,6 +134,9 @@ def main() -> None:
             path = write_result("codec_speed", {  # after every row: a long run that is stopped keeps what it has
                 "seconds_of_audio": args.seconds, "repeats": args.repeats, "task": "encode at 6 kbps + decode",
                 "results": results})
+    if args.model:
+        path = write_result("codec_speed", {"seconds_of_audio": args.seconds, "repeats": args.repeats,
+                                            "task": "encode at 6 kbps + decode", "results": results})
     print(f"wrote {path}")
 
 
