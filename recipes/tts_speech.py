@@ -48,8 +48,11 @@ One call per stage, in this order, each rerun on the warm machine until its stag
 Copy each returned ``run_NAME/`` to ``runs/NAME`` here. The acoustic checkpoint (78 MB) cannot be carried, so that
 stage must finish on one warm machine; then ``python recipes/tts_speech.py export`` here (or the script there, when
 all three runs are on one machine). Estimated, not measured: 4-8 calls (train_tts.sh gives the arithmetic).
-Expected quality: none measured yet (no full run exists): ``eval`` writes benchmarks/results/tts_eval.json; the
-smoke bundle speaks noise (WER ~100 %) and only proves the plumbing.
+Measured quality of the bundle (speaker 6,000 steps, acoustic 10,000, no vocoder run: Griffin-Lim; ``eval``,
+benchmarks/results/tts_eval.json, 30 held-out sentences): Whisper base's WER 0.27, as espeak-ng's (its teacher),
+piper's 0.09; clones of six held-out real speakers 0.53 by resemblyzer against a floor of 0.48 and a ceiling of
+0.77. The acoustic stage's last 3,200 steps ran on the AMD EPYC at about 2.2 s a step. The smoke bundle speaks
+noise (WER ~100 %) and only proves the plumbing.
 """
 
 import json

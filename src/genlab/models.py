@@ -70,7 +70,7 @@ REGISTRY: dict[str, NamedModel] = {
     "speech-codec": NamedModel("SEANet + residual VQ speech codec, 16 kHz (recipes/speech_codec.py)",
                                asset="speech-codec", install="train it: python recipes/speech_codec.py train "
                                                              "&& python recipes/speech_codec.py export"),
-    "speech-tts": NamedModel("FastSpeech + HiFi-GAN + GE2E voice bundle (recipes/tts_speech.py)", asset="speech-tts",
+    "speech-tts": NamedModel("FastSpeech + GE2E voice bundle, Griffin-Lim (recipes/tts_speech.py)", asset="speech-tts",
                              install="train it: python recipes/tts_speech.py data|speaker|acoustic|vocoder|export"),
     "emoji-features-32": NamedModel("emoji feature network for FID (recipes/emoji_features.py)",
                                     asset="emoji-features-32.safetensors", install="reinstall genlab"),
