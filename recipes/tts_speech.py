@@ -51,8 +51,8 @@ all three runs are on one machine). Estimated, not measured: 4-8 calls (train_tt
 Measured quality of the bundle (speaker 6,000 steps, acoustic 10,000, no vocoder run: Griffin-Lim; ``eval``,
 benchmarks/results/tts_eval.json, 30 held-out sentences): Whisper base's WER 0.27, as espeak-ng's (its teacher),
 piper's 0.09; clones of six held-out real speakers 0.53 by resemblyzer against a floor of 0.48 and a ceiling of
-0.77. The acoustic stage's last 3,200 steps ran on the AMD EPYC at about 2.2 s a step. The smoke bundle speaks
-noise (WER ~100 %) and only proves the plumbing.
+0.77. The smoke bundle speaks noise (WER ~100 %) and only
+proves the plumbing.
 """
 
 import json
