@@ -77,7 +77,7 @@ def compare(base_src: Path, beam: int, names: list[str], repeats: int, threads: 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--base", required=True, help="the commit to compare this working tree with")
+    ap.add_argument("--base", help="the commit to compare this working tree with (required)")
     ap.add_argument("--beam", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--split", default="dev", choices=["dev", "test"])
@@ -88,6 +88,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         return child(int(args.child[0]), args.child[1:])
+    if not args.base:
+        ap.error("--base is required")
     import longform
 
     names = args.files.split(",") if args.files else [n for n, f in longform.FILES.items() if f[0] == args.split]
