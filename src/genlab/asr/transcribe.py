@@ -250,6 +250,16 @@ class LongForm:
         end_not_before = tuple(self._reach(w) for w in wins)
         return replace(self.base, prompt=prompt or None, end_not_before=end_not_before)
 
+    def _checks(self, wins: list[Window]) -> TranscribeOptions:
+        """The options whose temperatures decode these windows. A tail (what the gate heard after the last word of
+        an utterance a lone window decoded) is decoded at the first temperature only: where the model is unsure of
+        it there is no speech left to rescue, and sampling hotter until a text passes the checks can only invent
+        one. On dev-ru-festvox the tail after the last utterance (2.1 s of a voice-like bass note) failed the checks at
+        every temperature, and the text of the six decodings was dropped all the same."""
+        if wins and all(w.tail for w in wins):
+            return replace(self.options, temperature=self.options.temperature[:1])
+        return self.options
+
     def _reach(self, w: Window) -> float | None:
         """Where a packed window's timestamps must reach before it may end (window seconds), or None."""
         if self.todo is None or w.cut_from is not None or len(w.pieces) == 1:
@@ -311,7 +321,7 @@ class LongForm:
                     ahead.start([[w] for w in self.todo.peek(skip + ahead.depth)[skip:]])  # one window at a time
                 poll = ahead.poll if ahead is not None else None
                 decoded = decode_with_fallback(self.model, features, self.tok, self._first_options(wins),
-                                               self.options, audio_kv, poll)
+                                               self._checks(wins), audio_kv, poll)
                 if poll is not None:
                     poll()
                 self._accept(wins, decoded, features, audio_kv)

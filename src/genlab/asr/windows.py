@@ -91,6 +91,7 @@ class Window:
     pieces: list[tuple[int, int]]
     cut_from: int | None = None  # the end of the utterance whose first 30 s is this window's only piece
     retry: bool = False  # a stretch that a packed window gave no text, decoded again on its own
+    tail: bool = False  # only what a lone window left of its utterance after the last word it decoded
 
     @property
     def frames(self) -> int:
@@ -144,6 +145,7 @@ class Todo:
                 self.stretches.append((a, b, False))
                 pos = b
         self.content_frames = content_frames
+        self.tails: set[int] = set()  # first frames of the stretches put back after an utterance's last word
 
     def plan(self, n_windows: int) -> list[Window]:
         """Up to ``n_windows`` windows from the front, taken out of the list. A window that cuts a stretch ends
@@ -159,7 +161,8 @@ class Todo:
                 a2, b2, _ = self.stretches.pop(0)
                 pieces.append((a2, b2))
                 used += b2 - a2
-            wins.append(Window(pieces, cut_from=b if cut else None, retry=alone))
+            tail = len(pieces) == 1 and not cut and a in self.tails
+            wins.append(Window(pieces, cut_from=b if cut else None, retry=alone, tail=tail))
             if cut:
                 break
         return wins
@@ -173,6 +176,8 @@ class Todo:
             b = b if until is None else min(b, until)
             if b > max(a, seek):
                 rest.append((max(a, seek), b, alone and not rest))
+        if len(win.pieces) == 1 and win.cut_from is None and until is None and rest and rest[0][0] > win.pieces[0][0]:
+            self.tails.add(rest[0][0])  # the utterance's words are decoded; what the gate heard after them is left
         self.stretches = sorted(self.stretches + rest)
 
     def frontier(self) -> int:
