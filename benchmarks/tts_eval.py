@@ -153,7 +153,7 @@ def main() -> None:
     cloning = clone_similarity(loaded, args.clones, texts)
     print("cloning", {k: v for k, v in (cloning or {}).items() if k != "rows"})
     write_result(args.out, {"model": args.model, "model_hashes": loaded.hashes,
-                            "vocoder": "hifigan" if loaded.vocoder is not None else "griffin-lim",
+                            "vocoder": loaded.vocoder.cfg.kind if loaded.vocoder is not None else "griffin-lim",
                             "n_sentences": len(texts), "sentences": "genlab.data.speech test split (en), seed 0",
                             "systems": results, "cloning": cloning})
 

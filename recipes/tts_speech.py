@@ -3,7 +3,7 @@
     python recipes/tts_speech.py data       # the espeak corpus with phoneme durations (genlab[speech]), ~2 min
     python recipes/tts_speech.py speaker    # GE2E speaker encoder on real + espeak voices (needs `genlab data codec`)
     python recipes/tts_speech.py acoustic   # FastSpeech with d-vector voices (needs the speaker run)
-    python recipes/tts_speech.py vocoder    # HiFi-GAN on the corpus audio
+    python recipes/tts_speech.py vocoder    # Vocos on the corpus audio (``genlab train vocoder`` also has HiFi-GAN)
     python recipes/tts_speech.py speaker-eer  # the speaker run's equal error rate on the held-out real speakers,
                                               # into benchmarks/results/tts_speaker_eer.json
     python recipes/tts_speech.py export     # the three runs' weights, float16 -> src/genlab/assets/speech-tts/
@@ -43,7 +43,7 @@ One call per stage, in this order, each rerun on the warm machine until its stag
 
     STAGES=speaker  TOTAL=560 bash scripts/gpu/train_tts.sh .gpu/tts-data.tar.xz $OUT   # carry both archives
     STAGES=acoustic TOTAL=560 bash scripts/gpu/train_tts.sh .gpu/tts-data.tar.xz $OUT   # + runs/speaker-speech-speaker
-    STAGES=vocoder  TOTAL=560 bash scripts/gpu/train_tts.sh .gpu/tts-data.tar.xz $OUT   # + runs/vocoder-speech-vocoder
+    STAGES=vocoder  TOTAL=560 bash scripts/gpu/train_tts.sh .gpu/tts-data.tar.xz $OUT   # + runs/vocoder-speech-vocos
 
 Copy each returned ``run_NAME/`` to ``runs/NAME`` here. The acoustic checkpoint (78 MB) cannot be carried, so that
 stage must finish on one warm machine; then ``python recipes/tts_speech.py export`` here (or the script there, when
@@ -74,7 +74,7 @@ STAGES = {  # stage -> (genlab train FAMILY, preset, run dir, overrides)
     "acoustic": ("tts", "speech-tts", RUNS / "tts-speech-tts",  # bf16 where the CPU has it: see bf16_check
                  ["train.threads=2", f"train.precision={'bf16' if ONEDNN_BF16 else 'fp32'}",
                   f"speaker_encoder={RUNS / 'speaker-speech-speaker'}"]),
-    "vocoder": ("vocoder", "speech-vocoder", RUNS / "vocoder-speech-vocoder", ["train.threads=2"]),
+    "vocoder": ("vocoder", "speech-vocos", RUNS / "vocoder-speech-vocos", ["train.threads=2"]),
 }
 KINDS = {"speaker": "tts-speaker", "acoustic": "tts-acoustic", "vocoder": "tts-vocoder"}
 # Seconds per training step (batch 16, fp32, one thread, load average ~5 on the 2 shared cores, 2026-12-04):

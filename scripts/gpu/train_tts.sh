@@ -18,7 +18,7 @@
 #   acoustic FastSpeech; needs the finished speaker run in runs/speaker-speech-speaker.
 #   vocoder  HiFi-GAN on the corpus's audio.
 # Carry: TTS_DATA; CODEC for the speaker stage; runs/speaker-speech-speaker (as it came back) for the acoustic
-# stage and the export; runs/vocoder-speech-vocoder to resume an unfinished vocoder in a later session. Move
+# stage and the export; runs/vocoder-speech-vocos to resume an unfinished vocoder in a later session. Move
 # src/genlab/assets aside for the copy (no asset is read).
 # The corpus rendered there matched the one built here in phonemes, stress and durations (smoke, 44 utterances,
 # fresh process); the audio differs only where a voice adds random breath noise (en-us+victor, +sandro), which
@@ -79,7 +79,7 @@ print("cuda:", torch.cuda.get_device_name() if torch.cuda.is_available() else "n
 PY
 SPEAKER=$PWD/runs/speaker-speech-speaker
 ACOUSTIC=$PWD/runs/tts-speech-tts
-VOCODER=$PWD/runs/vocoder-speech-vocoder
+VOCODER=$PWD/runs/vocoder-speech-vocos
 left() { echo $((TOTAL - SECONDS)); }
 finished() { python3 scripts/gpu/finished.py "$1" 2>/dev/null; }
 # stage FAMILY PRESET RUN_DIR [overrides...]: train with the recipe's command until finished or EXPORT_S before TOTAL.
@@ -103,7 +103,7 @@ for s in $STAGES; do
   case $s in
     speaker) finished "$SPEAKER" || { codec && stage speaker speech-speaker "$SPEAKER" "$@"; } ;;
     acoustic) stage tts speech-tts "$ACOUSTIC" "speaker_encoder=$SPEAKER" "$@" ;;
-    vocoder) stage vocoder speech-vocoder "$VOCODER" "$@" ;;
+    vocoder) stage vocoder speech-vocos "$VOCODER" "$@" ;;
     *) echo "unknown stage $s (speaker, acoustic, vocoder)" >&2; exit 2 ;;
   esac || echo "stage $s not finished at ${SECONDS}s: run the script again on this machine to resume"
 done

@@ -155,7 +155,7 @@ def test_istft_decoder_inverts_the_spectrum_of_known_frames():
     spec = torch.stft(torch.nn.functional.pad(signal, (pad, pad)), n_fft, hop, window=torch.hann_window(n_fft),
                       center=False, return_complex=True).transpose(1, 2)  # (2, 20 frames, 17 bins)
     assert spec.shape[1] == 20
-    torch.testing.assert_close(decoder._istft(spec), signal, atol=1e-5, rtol=0)
+    torch.testing.assert_close(decoder.istft(spec), signal, atol=1e-5, rtol=0)
     codec = Codec(cfg).eval()
     codes = codec.encode(torch.randn(1, 1, 83) * 0.1)
     assert codes.shape == (1, 4, 11) and codec.decode(codes).shape == (1, 1, 88)

@@ -1,7 +1,9 @@
 """The TTS modules: HiFi-GAN's generator equals transformers' SpeechT5HifiGan on the same random weights; the
 length regulator repeats each phoneme exactly its duration; FastSpeech shapes and masks; the speaker encoder's
-d-vectors are unit vectors and match resemblyzer's network on the same weights."""
+d-vectors are unit vectors and match resemblyzer's network on the same weights; the Vocos vocoder makes a hop of
+samples a frame."""
 
+import pytest
 import torch
 
 from genlab.tts.model import (
@@ -14,6 +16,8 @@ from genlab.tts.model import (
     SpeakerConfig,
     SpeakerEncoder,
     VocoderConfig,
+    VocosVocoder,
+    build_vocoder,
 )
 
 
@@ -36,6 +40,17 @@ def test_hifigan_matches_transformers():
         got = ours(mel)
     assert got.shape == (2, 13 * 8)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_vocos_vocoder_makes_a_hop_a_frame_and_kinds_are_checked():
+    cfg = VocoderConfig(n_mels=20, kind="vocos", vocos_width=16, vocos_layers=2)
+    vocoder = build_vocoder(cfg)
+    assert isinstance(vocoder, VocosVocoder) and (vocoder.hop, vocoder.n_fft) == (256, 1024)
+    for frames in (1, 13):
+        assert vocoder(torch.randn(2, 20, frames)).shape == (2, frames * 256)
+    assert isinstance(build_vocoder(VocoderConfig(n_mels=20)), HiFiGAN)
+    with pytest.raises(ValueError, match="unknown vocoder kind"):
+        build_vocoder(VocoderConfig(kind="wavenet"))
 
 
 def test_length_regulator_repeats_by_duration():

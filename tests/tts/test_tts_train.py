@@ -61,3 +61,28 @@ def test_acoustic_vocoder_speaker_train_and_speak(corpus, tmp_path, monkeypatch)
     for part in ("acoustic", "vocoder", "speaker"):
         (bundle / part).symlink_to(tmp_path / part)
     assert main(["speak", "It works.", "--model", str(bundle), "--out", str(tmp_path / "o.wav")]) == 0
+
+
+def test_vocos_vocoder_trains_and_speaks(corpus, bundle, tmp_path):
+    """The Vocos vocoder trains with the same task (its loss finite, its weights moved) and a bundle holding it
+    speaks, the provenance record naming it."""
+    from genlab.cli import main
+    from genlab.provenance.record import read_record
+    from genlab.tts.task import VOCODER_PRESETS, VocoderTask
+
+    seed_everything(0)
+    run = copy.deepcopy(VOCODER_PRESETS["tiny-vocos"])
+    task = VocoderTask(run, corpus)
+    before = {k: v.clone() for k, v in task.generator.state_dict().items()}
+    Trainer(task, run.train, tmp_path / "vocoder").fit()
+    assert any(not torch.equal(before[k], v) for k, v in task.generator.state_dict().items())
+    b = task.batch(torch.arange(2))
+    assert task.generator(b[0]).shape == b[1][:, 0].shape
+    assert torch.isfinite(task.loss(b, "gen")[0])
+
+    mixed = tmp_path / "bundle"
+    mixed.mkdir()
+    (mixed / "acoustic").symlink_to(bundle / "acoustic")
+    (mixed / "vocoder").symlink_to(tmp_path / "vocoder")
+    assert main(["speak", "It works.", "--model", str(mixed), "--out", str(tmp_path / "o.wav")]) == 0
+    assert read_record(tmp_path / "o.wav")["vocoder"] == "vocos"

@@ -1,7 +1,8 @@
 """Speaking: text -> words (:mod:`.normalize`) -> phonemes (:mod:`.phonemes`, espeak-ng behind genlab[speech]) ->
-log-mel frames (:class:`.model.FastSpeech`) -> waveform (:class:`.model.HiFiGAN`, or Griffin-Lim) -> a watermarked
-WAV (:mod:`genlab.provenance`); cloning conditions the acoustic model on a GE2E d-vector (:mod:`.speaker`,
-:mod:`.voice`). Entry points: :func:`.api.load`, :func:`.api.speak`, :func:`.api.synthesize`, ``genlab speak``.
+log-mel frames (:class:`.model.FastSpeech`) -> waveform (:class:`.model.HiFiGAN`, :class:`.model.VocosVocoder`
+or Griffin-Lim) -> a watermarked WAV (:mod:`genlab.provenance`); cloning conditions the acoustic model on a GE2E
+d-vector (:mod:`.speaker`, :mod:`.voice`). Entry points: :func:`.api.load`, :func:`.api.speak`,
+:func:`.api.synthesize`, ``genlab speak``.
 
 Why a duration-based acoustic model and not a codec-token language model (VALL-E, Wang et al. 2023), in numbers:
 

@@ -2,10 +2,11 @@
 
 The path of every sentence: :func:`~.normalize.sentences` cuts the text (lazily: a book streams), each sentence is
 normalised, phonemised by espeak (:mod:`.phonemes`), turned into log-mel frames by the acoustic model
-(:class:`~.model.FastSpeech`) and into a waveform by the vocoder (:class:`~.model.HiFiGAN`, or Griffin-Lim when the
-bundle has none), then marked and written by :class:`genlab.provenance.record.MarkedWriter`, one sentence at a time,
-so memory stays that of one sentence. Both public ways out of this module, :func:`speak` and :func:`synthesize`,
-watermark what they return or write; the unmarked sentence generator is private to them.
+(:class:`~.model.FastSpeech`) and into a waveform by the vocoder (:class:`~.model.HiFiGAN` or
+:class:`~.model.VocosVocoder`, or Griffin-Lim when the bundle has none), then marked and written by
+:class:`genlab.provenance.record.MarkedWriter`, one sentence at a time, so memory stays that of one sentence. Both
+public ways out of this module, :func:`speak` and :func:`synthesize`, watermark what they return or write; the
+unmarked sentence generator is private to them.
 
 A bundle is a directory holding ``acoustic/`` (a ``tts-acoustic`` checkpoint), optionally ``vocoder/``
 (``tts-vocoder``) and ``speaker/`` (``tts-speaker``, needed to clone); a single acoustic checkpoint directory is a
@@ -28,7 +29,16 @@ from ..config import from_dict
 from ..errors import GenlabError
 from ..models import resolve_model
 from .data import HOP, LOG_FLOOR, N_FFT, N_MELS, SAMPLE_RATE
-from .model import AcousticConfig, FastSpeech, HiFiGAN, SpeakerConfig, SpeakerEncoder, VocoderConfig
+from .model import (
+    AcousticConfig,
+    FastSpeech,
+    HiFiGAN,
+    SpeakerConfig,
+    SpeakerEncoder,
+    VocoderConfig,
+    VocosVocoder,
+    build_vocoder,
+)
 
 SENTENCE_GAP_S = 0.2
 
@@ -36,7 +46,7 @@ SENTENCE_GAP_S = 0.2
 @dataclass
 class LoadedTTS:
     acoustic: FastSpeech
-    vocoder: HiFiGAN | None  # None: Griffin-Lim
+    vocoder: HiFiGAN | VocosVocoder | None  # None: Griffin-Lim
     speaker_encoder: SpeakerEncoder | None
     name: str
     hashes: dict[str, str]  # part -> weights hash
@@ -77,7 +87,7 @@ def load(name_or_dir: str = "speech-tts", use_ema: bool = True) -> LoadedTTS:
     hashes = {"acoustic": h}
     vocoder = speaker = None
     if (path / "vocoder").exists():
-        vocoder, hashes["vocoder"] = _part(path / "vocoder", "tts-vocoder", HiFiGAN, VocoderConfig, "generator.",
+        vocoder, hashes["vocoder"] = _part(path / "vocoder", "tts-vocoder", build_vocoder, VocoderConfig, "generator.",
                                            use_ema)
     if (path / "speaker").exists():
         speaker, hashes["speaker"] = _part(path / "speaker", "tts-speaker", SpeakerEncoder, SpeakerConfig,
@@ -165,12 +175,16 @@ def _stream(loaded: LoadedTTS, text: str | Iterable[str], voice: Voice, pace: fl
         raise GenlabError("the text has nothing speakable (after normalisation it holds no words)")
 
 
+def vocoder_name(loaded: LoadedTTS) -> str:
+    return loaded.vocoder.cfg.kind if loaded.vocoder is not None else "griffin-lim"
+
+
 def record_for(loaded: LoadedTTS, text: str | None, voice: Voice, seed: int, pace: float,
                consent: str | None) -> dict:
     from ..provenance.record import provenance_record
 
     fields = {"model": loaded.name, "model_hash": loaded.hashes["acoustic"], "hashes": loaded.hashes,
-              "vocoder": "hifigan" if loaded.vocoder is not None else "griffin-lim", "seed": seed, "pace": pace,
+              "vocoder": vocoder_name(loaded), "seed": seed, "pace": pace,
               "voice": voice.description or {"builtin": voice.speaker}}
     if text is not None:
         fields["text"] = text

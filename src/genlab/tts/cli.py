@@ -32,8 +32,9 @@ def register(commands) -> None:
 
     add_train_command(commands, "tts", help="train the acoustic model (FastSpeech on the espeak corpus)",
                       presets=["speech-tts", "tiny"], default="speech-tts", handler=_train_acoustic)
-    add_train_command(commands, "vocoder", help="train the HiFi-GAN vocoder on the espeak corpus",
-                      presets=["speech-vocoder", "tiny"], default="speech-vocoder", handler=_train_vocoder)
+    add_train_command(commands, "vocoder", help="train the vocoder (HiFi-GAN or Vocos) on the espeak corpus",
+                      presets=["speech-vocoder", "speech-vocos", "tiny", "tiny-vocos"], default="speech-vocos",
+                      handler=_train_vocoder)
     add_train_command(commands, "speaker", help="train the GE2E speaker encoder (real voices + espeak voices)",
                       presets=["speech-speaker", "tiny"], default="speech-speaker", handler=_train_speaker)
     d = commands.data.add_parser("tts", help="build the TTS corpus (espeak voices, phoneme durations; genlab[speech])")

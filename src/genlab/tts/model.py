@@ -11,12 +11,14 @@ acoustic model, the vocoder, the speaker encoder. Every transformer layer is gen
   decoder over frames, and a convolutional post-net (Shen et al. 2018, Tacotron 2) refining the mel.
 - :class:`HiFiGAN` — Kong et al. 2020, the generator: transposed-conv upsampling with multi-receptive-field
   residual blocks; parameter names as ``transformers``' SpeechT5HifiGan (the tests check parity).
+- :class:`VocosVocoder` — Siuzdak 2023 (Vocos): the same job at the mel frame rate, an inverse STFT at the end.
 - :class:`SpeakerEncoder` — Wan et al. 2018 ("Generalized end-to-end loss for speaker verification"): a 3-layer
   LSTM over 40-band log-mels, the last state projected and L2-normalised (the d-vector; resemblyzer's shape).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.attention import BlockConfig, RotaryEmbedding, TransformerBlock
+from ..nn.vocos import ISTFTGenerator
 
 
 @dataclass
@@ -183,6 +186,9 @@ class FastSpeech(nn.Module):
 @dataclass
 class VocoderConfig:
     n_mels: int = 80
+    kind: str = "hifigan"  # or "vocos": :class:`VocosVocoder` (the upsampling fields then give only the hop)
+    vocos_width: int = 256
+    vocos_layers: int = 8
     upsample_initial_channel: int = 128
     upsample_rates: tuple[int, ...] = (8, 8, 2, 2)  # product = the mel hop (256)
     upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4)
@@ -233,6 +239,23 @@ class HiFiGAN(nn.Module):
             x = sum(self.resblocks[i * n + j](x) for j in range(n)) / n  # multi-receptive-field fusion
         x = self.conv_post(F.leaky_relu(x))  # default slope 0.01 here, as the reference implementation
         return torch.tanh(x).squeeze(1)  # (B, T * hop)
+
+
+class VocosVocoder(ISTFTGenerator):
+    """Log-mel ``(B, n_mels, T)`` -> waveform ``(B, T * hop)`` (Siuzdak 2023, Vocos): ConvNeXt blocks at the mel frame
+    rate, each frame's magnitude and phase, an inverse STFT (:class:`genlab.nn.vocos.ISTFTGenerator`). Its output is
+    not bounded; the caller clips it."""
+
+    def __init__(self, cfg: VocoderConfig):
+        super().__init__(cfg.n_mels, cfg.vocos_width, cfg.vocos_layers, math.prod(cfg.upsample_rates))
+        self.cfg = cfg
+
+
+def build_vocoder(cfg: VocoderConfig) -> HiFiGAN | VocosVocoder:
+    """The generator ``cfg.kind`` names."""
+    if cfg.kind not in ("hifigan", "vocos"):
+        raise ValueError(f"unknown vocoder kind {cfg.kind!r} (hifigan or vocos)")
+    return HiFiGAN(cfg) if cfg.kind == "hifigan" else VocosVocoder(cfg)
 
 
 # -------------------------------------------------------------------------------------------------------------------

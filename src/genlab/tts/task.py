@@ -22,7 +22,7 @@ from torch import nn
 from ..config import to_dict
 from ..train import Phase, TrainConfig
 from .data import HOP, TTSCorpus, TTSCorpusSize, build, log_mel
-from .model import PAD, AcousticConfig, FastSpeech, HiFiGAN, VocoderConfig
+from .model import PAD, AcousticConfig, FastSpeech, VocoderConfig, build_vocoder
 
 
 @dataclass
@@ -73,6 +73,15 @@ VOCODER_PRESETS: dict[str, VocoderRun] = {
     "speech-vocoder": VocoderRun(vocoder=VocoderConfig(), train=TrainConfig(  # a checkpoint every ~5 min on 2 cores
         steps=20000, batch_size=16, lr=2e-4, beta1=0.8, beta2=0.99, warmup_steps=0, schedule="constant",
         ema_decay=0.999, ckpt_every=200, log_every=50)),
+    # Vocos (Siuzdak 2023) in place of HiFi-GAN: the generator works at the mel frame rate; its optimiser as the
+    # paper's (AdamW 5e-4, betas 0.8 / 0.9, cosine), windows of 64 frames (16,384 samples).
+    "speech-vocos": VocoderRun(vocoder=VocoderConfig(kind="vocos"), segment_frames=64, train=TrainConfig(
+        steps=8000, batch_size=16, lr=5e-4, beta1=0.8, beta2=0.9, warmup_steps=0, schedule="cosine",
+        ema_decay=0.999, ckpt_every=200, log_every=50)),
+    "tiny-vocos": VocoderRun(vocoder=VocoderConfig(kind="vocos", vocos_width=16, vocos_layers=1),
+                             discriminator_filters=4, segment_frames=8, data=TINY_DATA,
+                             train=TrainConfig(steps=4, batch_size=2, lr=5e-4, warmup_steps=0, ckpt_every=0,
+                                               log_every=2, progress=False)),
     "tiny": VocoderRun(vocoder=VocoderConfig(upsample_initial_channel=16, resblock_kernel_sizes=(3,),
                                      resblock_dilation_sizes=((1, 3),)), discriminator_filters=4, segment_frames=8,
                        data=TINY_DATA, train=TrainConfig(steps=4, batch_size=2, lr=2e-4, warmup_steps=0,
@@ -184,7 +193,7 @@ class AcousticTask:
 
 
 class VocoderTask:
-    """HiFi-GAN on the corpus's audio, two phases ("gen", "disc"), for :class:`genlab.train.Trainer`."""
+    """HiFi-GAN or Vocos on the corpus's audio, two phases ("gen", "disc"), for :class:`genlab.train.Trainer`."""
 
     kind = "tts-vocoder"
 
@@ -193,7 +202,7 @@ class VocoderTask:
 
         self.run = run
         self.corpus = corpus or build(run.data.size(), run.data.seed)
-        self.generator = HiFiGAN(run.vocoder)
+        self.generator = build_vocoder(run.vocoder)
         self.disc = MultiScaleSTFTDiscriminator(DiscriminatorConfig(filters=run.discriminator_filters,
                                                                     n_ffts=(1024, 512, 256)))
         self.model = nn.ModuleDict({"generator": self.generator, "disc": self.disc})

@@ -15,7 +15,7 @@ TOUR_SENTENCES = ("The quick brown fox jumps over the lazy dog.",
 
 
 def tts_section(out_dir: Path, quick: bool, model: str = "speech-tts") -> str:
-    from .api import load, speak
+    from .api import load, speak, vocoder_name
 
     head = "<h2>Speaking — text to speech, always watermarked</h2>"
     try:
@@ -23,7 +23,7 @@ def tts_section(out_dir: Path, quick: bool, model: str = "speech-tts") -> str:
     except GenlabError as e:
         return head + f"<p>(skipped: {html.escape(str(e))})</p>"
     parts = [head, f"<p>Bundle <code>{html.escape(model)}</code> (hashes {html.escape(str(loaded.hashes))}), vocoder "
-                   f"{'HiFi-GAN' if loaded.vocoder is not None else 'Griffin-Lim'}.</p>"]
+                   f"{vocoder_name(loaded)}.</p>"]
     for k, text in enumerate(TOUR_SENTENCES[:1] if quick else TOUR_SENTENCES):
         file = f"tts/sentence-{k}.wav"
         t0 = time.perf_counter()
