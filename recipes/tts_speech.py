@@ -25,8 +25,10 @@ one thread while the machine's load average was ~5 (`STEP_SECONDS`): speaker 3.5
 10,000, vocoder 7 s x 20,000; on two idle threads expect roughly half: ~3 h + ~12 h + ~20 h (measured there on
 two idle threads, 2026-12-05: speaker ~1.05 s a step, 1.75 h for its 6,000; acoustic ~2.0 s a step, ~5.6 h).
 The vocoder is optional (without ``vocoder/`` the bundle uses Griffin-Lim), so an intelligible bundle needs speaker
-+ acoustic. The speaker encoder's equal error rate on the codec corpus's six held-out speakers (``speaker-eer``):
-26.5 % at 6,000 steps.
++ acoustic. The vocoder figures here are HiFi-GAN's (``genlab train vocoder --preset speech-vocoder``); the recipe's
+``vocoder`` stage now trains Vocos instead (preset ``speech-vocos``: 3.6M parameters working at the mel frame rate,
+8,000 steps), which has been neither timed nor trained yet. The speaker encoder's equal error rate on the codec
+corpus's six held-out speakers (``speaker-eer``): 26.5 % at 6,000 steps.
 ``smoke`` took 4 min 47 s on the loaded machine (most of it set-up). On the Intel Xeon (AMX) of later sessions,
 2 threads, a step took: speaker ~0.8 s, acoustic ~2.5 s in fp32 and ~1.5 s under bf16 autocast, vocoder ~1.45 s
 (measured there, 2026-12-04; the full run has not been made): ~1.3 h + ~7 h fp32 + ~8 h. The acoustic stage
