@@ -73,8 +73,8 @@ VOCODER_PRESETS: dict[str, VocoderRun] = {
     "speech-vocoder": VocoderRun(vocoder=VocoderConfig(), train=TrainConfig(  # a checkpoint every ~5 min on 2 cores
         steps=20000, batch_size=16, lr=2e-4, beta1=0.8, beta2=0.99, warmup_steps=0, schedule="constant",
         ema_decay=0.999, ckpt_every=200, log_every=50)),
-    # Vocos (Siuzdak 2023) in place of HiFi-GAN: the generator works at the mel frame rate; its optimiser as the
-    # paper's (AdamW 5e-4, betas 0.8 / 0.9, cosine), windows of 64 frames (16,384 samples).
+    # Vocos (Siuzdak 2023) in place of HiFi-GAN: the generator works at the mel frame rate; the paper's learning rate,
+    # betas and schedule (5e-4, 0.8 / 0.9, cosine; no weight decay here), windows of 64 frames (16,384 samples).
     "speech-vocos": VocoderRun(vocoder=VocoderConfig(kind="vocos"), segment_frames=64, train=TrainConfig(
         steps=8000, batch_size=16, lr=5e-4, beta1=0.8, beta2=0.9, warmup_steps=0, schedule="cosine",
         ema_decay=0.999, ckpt_every=200, log_every=50)),
