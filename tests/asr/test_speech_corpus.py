@@ -95,6 +95,7 @@ def test_missing_extra_is_one_clear_line(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_espeak)
     monkeypatch.setattr(speech, "_ESPEAK", None)
+    monkeypatch.setattr(speech, "_ESPEAK_LIB", None)
     with pytest.raises(GenlabError) as e:
         speech.espeak()
     assert "install genlab[speech]" in str(e.value) and "\n" not in str(e.value)

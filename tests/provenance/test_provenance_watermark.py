@@ -183,8 +183,10 @@ def test_codec_round_trip(real_speech):
 def test_one_second_crops_of_high_voices_clear_the_threshold():
     """1 s crops were the attack the mark failed most (92.6% detected on the test clips of
     benchmarks/watermark_eval.py), and the misses were high voices, whose harmonics leave few quiet tiles. Every 1 s
-    crop of two such espeak voices now scores at least 3 above the threshold: with 64 ms frames and blocks, a
-    mark of +-0.3 and no time whitening or weighting, the lowest of these crops scored 0.3 above it."""
+    crop of two such espeak voices now scores well above the threshold: with 64 ms frames and blocks, a mark of
+    +-0.3 and no time whitening or weighting, the lowest of these crops scored 0.3 above it. espeak does not say a
+    sentence the same way twice in a process (its output depends on what it said before), and over 8 renderings
+    after other sentences the lowest crop of en-us+linda scored 2.3-3.4 above the threshold: hence 1.5, not 3."""
     pytest.importorskip("espeakng_loader")
     from genlab.data.speech import espeak
 
@@ -196,4 +198,4 @@ def test_one_second_crops_of_high_voices_clear_the_threshold():
         for f in (0.1, 0.3, 0.5, 0.7, 0.9):
             start = int(f * (len(marked) - 24000))
             d = wm.detect(marked[start : start + 24000], 24000)
-            assert d.score >= d.threshold + 3.0, (voice, f, d.score, d.threshold)
+            assert d.score >= d.threshold + 1.5, (voice, f, d.score, d.threshold)

@@ -56,6 +56,24 @@ def _ge2e_reference(e: torch.Tensor, w: float, b: float) -> torch.Tensor:
     return total / (N * M)
 
 
+def test_corpus_builder_and_phonemizer_share_espeak_in_either_order():
+    """libespeak-ng keeps one synth callback per process: the corpus builder's and the phonemizer's used to take it
+    from each other, so whichever was made first then got no audio (the watermark tests' espeak sentences came back
+    empty once a test before them had spoken through the phonemizer)."""
+    pytest.importorskip("espeakng_loader")
+    from genlab.data.speech import Espeak
+    from genlab.tts.phonemes import Phonemizer
+
+    first = Phonemizer()
+    builder = Espeak()
+    second = Phonemizer()
+    for _ in range(2):
+        ph = first("A short test.")
+        assert len(ph.audio) > 0 and ph.symbols
+        assert len(builder.synth("A short test.", "en-us")) > 0
+        assert len(second("Another one.").symbols) > 0
+
+
 def test_ge2e_loss_equals_the_equations():
     torch.manual_seed(0)
     model = GE2E(SpeakerConfig(n_mels=8, hidden=8, layers=1, dim=6))

@@ -133,28 +133,44 @@ _espeakRATE, _espeakPITCH, _espeakRANGE = 1, 3, 4
 _espeakCHARS_UTF8 = 1
 
 
+_ESPEAK_LIB: tuple[ctypes.CDLL, int] | None = None
+_PHONEME_EVENTS, _PHONEME_IPA = 0x1, 0x2
+
+
+def espeak_library(needed_by: str) -> tuple[ctypes.CDLL, int]:
+    """libespeak-ng and its sample rate, initialised once per process: the library keeps global state, so the corpus
+    builder (:class:`Espeak`) and the TTS phonemizer (:class:`genlab.tts.phonemes.Phonemizer`) share one
+    initialisation, in synchronous mode with IPA phoneme events on (the phonemizer reads them, the builder ignores
+    them), and each sets its own synth callback before every call. ``needed_by`` names the feature in the error."""
+    global _ESPEAK_LIB
+    if _ESPEAK_LIB is not None:
+        return _ESPEAK_LIB
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise GenlabError(f"{needed_by} needs espeak-ng: install genlab[speech] (espeakng-loader)") from None
+    try:
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+    except OSError as e:
+        raise GenlabError(f"cannot load libespeak-ng from espeakng-loader: {e}") from None
+    data = espeakng_loader.get_data_path().encode()
+    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _PHONEME_EVENTS | _PHONEME_IPA)
+    if rate <= 0:
+        raise GenlabError(f"espeak_Initialize failed ({rate}) with data at {data.decode()}")
+    _ESPEAK_LIB = lib, rate
+    return _ESPEAK_LIB
+
+
 class Espeak:
     """libespeak-ng in synchronous mode: ``synth(text, voice, rate, pitch, pitch_range)`` -> float32 at 22,050 Hz.
 
-    One per process (espeak keeps global state); :func:`espeak` returns it.
+    One per process; :func:`espeak` returns it.
     """
 
     def __init__(self):
-        try:
-            import espeakng_loader
-        except ImportError:
-            raise GenlabError("the speech corpus needs espeak-ng: install genlab[speech] (espeakng-loader)") from None
-        try:
-            self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        except OSError as e:
-            raise GenlabError(f"cannot load libespeak-ng from espeakng-loader: {e}") from None
-        data = espeakng_loader.get_data_path().encode()
-        self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, 0)
-        if self.sample_rate <= 0:
-            raise GenlabError(f"espeak_Initialize failed ({self.sample_rate}) with data at {data.decode()}")
+        self.lib, self.sample_rate = espeak_library("the speech corpus")
         self._chunks: list[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._collect)  # keep a reference: espeak calls it from C
-        self.lib.espeak_SetSynthCallback(self._callback)
         self.lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
 
     def _collect(self, wav, n, events) -> int:
@@ -179,6 +195,7 @@ class Espeak:
             self.lib.espeak_SetParameter(param, int(value), 0)
         self._chunks = []
         data = text.encode("utf-8")
+        self.lib.espeak_SetSynthCallback(self._callback)  # the phonemizer may have set its own since
         self.lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _espeakCHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()
         if not self._chunks:

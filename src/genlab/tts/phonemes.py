@@ -21,8 +21,6 @@ import numpy as np
 from ..errors import GenlabError
 
 PAUSE = "_"
-_PHONEME_EVENTS, _PHONEME_IPA = 0x1, 0x2
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
 _EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
 _espeakRATE, _espeakPITCH, _espeakRANGE = 1, 3, 4
 _espeakCHARS_UTF8 = 1
@@ -58,24 +56,12 @@ class Phonemizer:
     """libespeak-ng with IPA phoneme events. One per process (espeak keeps global state): use :func:`phonemizer`."""
 
     def __init__(self):
-        try:
-            import espeakng_loader
-        except ImportError:
-            raise GenlabError("speaking needs espeak-ng for phonemes: install genlab[speech] (espeakng-loader)") \
-                from None
-        try:
-            self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        except OSError as e:
-            raise GenlabError(f"cannot load libespeak-ng from espeakng-loader: {e}") from None
-        data = espeakng_loader.get_data_path().encode()
-        self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data,
-                                                      _PHONEME_EVENTS | _PHONEME_IPA)
-        if self.sample_rate <= 0:
-            raise GenlabError(f"espeak_Initialize failed ({self.sample_rate}) with data at {data.decode()}")
+        from ..data.speech import espeak_library
+
+        self.lib, self.sample_rate = espeak_library("speaking (phonemes)")
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[int, str]] = []
         self._callback = _CALLBACK(self._collect)  # keep a reference: espeak calls it from C
-        self.lib.espeak_SetSynthCallback(self._callback)
 
     def _collect(self, wav, n, events) -> int:
         if n > 0:
@@ -96,6 +82,7 @@ class Phonemizer:
             self.lib.espeak_SetParameter(param, int(value), 0)
         self._chunks, self._events = [], []
         data = text.encode("utf-8")
+        self.lib.espeak_SetSynthCallback(self._callback)  # the corpus builder may have set its own since
         self.lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _espeakCHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()
         audio = np.concatenate(self._chunks).astype(np.float32) / 32768 if self._chunks else np.zeros(0, np.float32)
