@@ -135,6 +135,7 @@ def main() -> None:
     say_genlab, loaded = genlab_system(args.model)
     systems = {"genlab": say_genlab, "piper en_US-joe-medium": piper_system(), "espeak-ng en-us": espeak_system()}
     from genlab.asr import load as load_asr
+    from genlab.tts.api import vocoder_name
 
     whisper = load_asr("base")
     results = {}
@@ -153,7 +154,7 @@ def main() -> None:
     cloning = clone_similarity(loaded, args.clones, texts)
     print("cloning", {k: v for k, v in (cloning or {}).items() if k != "rows"})
     write_result(args.out, {"model": args.model, "model_hashes": loaded.hashes,
-                            "vocoder": loaded.vocoder.cfg.kind if loaded.vocoder is not None else "griffin-lim",
+                            "vocoder": vocoder_name(loaded),
                             "n_sentences": len(texts), "sentences": "genlab.data.speech test split (en), seed 0",
                             "systems": results, "cloning": cloning})
 
