@@ -235,8 +235,9 @@ def watermark_eval() -> list[str]:
     return out + [""]
 
 
-TRIALS = (("codec_eval_istft_*.json", "Vocos decoder on stage 2's frozen tokens"),
-          ("codec_eval_spectral_*.json", "frequency-domain codec (STFT encoder, Vocos decoder)"))
+TRIALS = (("codec_eval_istft_[0-9]*.json", "Vocos decoder on stage 2's frozen tokens"),
+          ("codec_eval_spectral_[0-9]*.json", "frequency-domain codec (STFT encoder, Vocos decoder)"),
+          ("codec_eval_spectral_gan_*.json", "frequency-domain codec, adversarial stage"))
 
 
 def codec_eval() -> list[str]:
@@ -248,7 +249,8 @@ def codec_eval() -> list[str]:
     steps = [p.stem for p in RESULTS.glob("codec_eval_gan_*.json") if re.fullmatch(r"codec_eval_gan_\d+", p.stem)]
     gans = sorted((_load(name) for name in steps), key=lambda g: g["model"]["step"])
     # codec_eval_istft_<step>: a Vocos decoder learnt on stage 2's frozen encoder and codebooks;
-    # codec_eval_spectral_<step>: the frequency-domain codec (STFT encoder, Vocos decoder) from scratch.
+    # codec_eval_spectral_<step>: the frequency-domain codec (STFT encoder, Vocos decoder) from scratch;
+    # codec_eval_spectral_gan_<step>: its second stage, with the discriminator.
     trials = [(label, res) for pattern, label in TRIALS
               for res in sorted((_load(p.stem) for p in RESULTS.glob(pattern)), key=lambda g: g["model"]["step"])]
     if r is None:
