@@ -73,16 +73,20 @@ def compare(ours, hf, x: torch.Tensor, n_q: int, bandwidth: float, precision: st
             "rtf_genlab": round(timing["a_median_s"] / seconds, 4), "rtf_hf": round(timing["b_median_s"] / seconds, 4)}
 
 
-def own_speed(model: str, seconds: float, precision: str, repeats: int) -> dict:
-    """A trained codec's encode at 6 kbps + decode of ``seconds`` of held-out speech, alone: median seconds, RTF."""
-    import time
-
+def held_out_input(model: str, seconds: float):
+    """A trained codec and ``seconds`` of held-out speech of the codec corpus, ``(1, 1, T)``."""
     from genlab.codec.api import load
     from genlab.codec.data import load as load_corpus
 
     loaded = load(model)
     speech = np.concatenate([a for _, a in load_corpus(loaded.cfg.sample_rate).test_clips()])
-    x = torch.from_numpy(speech[: int(seconds * loaded.cfg.sample_rate)])[None, None]
+    return loaded, torch.from_numpy(speech[: int(seconds * loaded.cfg.sample_rate)])[None, None]
+
+
+def own_speed(loaded, x: torch.Tensor, precision: str, repeats: int) -> dict:
+    """A trained codec's encode at 6 kbps + decode of ``x``, alone: median seconds, RTF."""
+    import time
+
     n_q = loaded.cfg.n_q_for_kbps(6.0)
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
     times = []
@@ -111,9 +115,10 @@ def main() -> None:
     existing = RESULTS / "codec_speed.json"
     if args.merge and existing.exists():
         results = json.loads(existing.read_text())["results"]
+    loaded, x = held_out_input(args.model, args.seconds) if args.model else (None, None)
     for precision in args.precisions.split(",") if args.model else []:
         results[f"model:{args.model}/{precision}"] = {
-            **own_speed(args.model, args.seconds, precision, args.repeats),
+            **own_speed(loaded, x, precision, args.repeats),
             "load_average_1min": os.getloadavg()[0], "command": " ".join(sys.argv)}
         print(precision, results[f"model:{args.model}/{precision}"], flush=True)
     for name in [] if args.model else args.shapes.split(","):
