@@ -23,13 +23,14 @@ import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, time_pairs, write_result  # noqa: E402
+from common import RESULTS, cpu_model, time_pairs, write_result  # noqa: E402
 
 from genlab.codec.convert import codec_from_hf  # noqa: E402
 
@@ -100,6 +101,12 @@ def own_speed(loaded, x: torch.Tensor, precision: str, repeats: int) -> dict:
             "weights_hash": loaded.weights_hash, "n_q": n_q, "input": "held-out speech of the codec corpus"}
 
 
+def where() -> dict:
+    """The CPU and date of a row: with ``--merge`` a file holds rows of several runs, and the file's own machine and
+    date are the last run's."""
+    return {"cpu": cpu_model(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -118,7 +125,7 @@ def main() -> None:
     loaded, x = held_out_input(args.model, args.seconds) if args.model else (None, None)
     for precision in args.precisions.split(",") if args.model else []:
         results[f"model:{args.model}/{precision}"] = {
-            **own_speed(loaded, x, precision, args.repeats),
+            **own_speed(loaded, x, precision, args.repeats), **where(),
             "load_average_1min": os.getloadavg()[0], "command": " ".join(sys.argv)}
         print(precision, results[f"model:{args.model}/{precision}"], flush=True)
     for name in [] if args.model else args.shapes.split(","):
@@ -133,7 +140,8 @@ def main() -> None:
         for precision in args.precisions.split(","):
             row = compare(ours, hf, x, n_q, 6.0, precision, args.repeats)
             results[f"{name}/{precision}"] = {**row, "n_q": n_q, "sample_rate": config.sampling_rate,
-                                              "fp32_codes_identical": same, "load_average_1min": os.getloadavg()[0],
+                                              "fp32_codes_identical": same, **where(),
+                                              "load_average_1min": os.getloadavg()[0],
                                               "command": " ".join(sys.argv)}
             print(name, precision, results[f"{name}/{precision}"], flush=True)
             path = write_result("codec_speed", {  # after every row: a long run that is stopped keeps what it has

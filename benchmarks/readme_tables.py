@@ -241,10 +241,12 @@ TRIALS = (("codec_eval_istft_[0-9]*.json", "Vocos decoder on stage 2's frozen to
 
 
 def codec_eval() -> list[str]:
-    # codec_eval and codec_eval_stage1: the old two-stage recipe; codec_eval_new_stage1: stage 1 of the three-stage
-    # recipe (fan-in initialisation, waveform L1 first), measured before its stage 2 had run; codec_eval_gan_<step>:
-    # that recipe's stage 2 (GAN) at a step, in step order.
+    # codec_eval_seanet and codec_eval_stage1: the old two-stage recipe; codec_eval_new_stage1: stage 1 of the
+    # three-stage recipe (fan-in initialisation, waveform L1 first), measured before its stage 2 had run;
+    # codec_eval_gan_<step>: that recipe's stage 2 (GAN) at a step, in step order.
+    # codec_eval: the bundled speech-codec; codec_eval_seanet: the first full run (the old two-stage recipe).
     r, stage1, new1 = _load("codec_eval"), _load("codec_eval_stage1"), _load("codec_eval_new_stage1")
+    seanet = _load("codec_eval_seanet")
     # Only codec_eval_gan_<step>: the other codec_eval_gan_* files (bands, unquantised) are listed with their commands.
     steps = [p.stem for p in RESULTS.glob("codec_eval_gan_*.json") if re.fullmatch(r"codec_eval_gan_\d+", p.stem)]
     gans = sorted((_load(name) for name in steps), key=lambda g: g["model"]["step"])
@@ -261,6 +263,8 @@ def codec_eval() -> list[str]:
            f"{c['min_seconds']:g}-{c['max_seconds']:g} s each, {c['sample_rate']} Hz, seed {c['seed']}. "
            f"{r['opus_note']}; Opus's column gives the bitrate its files really have. Mel: multi-scale log-mel "
            f"distance (lower is better). Command: `{r['command']}`"
+           + (f"; the rows of the first SEANet run (the old two-stage recipe, not bundled): `{seanet['command']}` "
+              f"(weights {seanet['model']['weights_hash']})" if seanet else "")
            + (f"; the stage-1 rows (the recipe's first stage alone, for comparison, not chosen on these clips): "
               f"`{stage1['command']}` (weights {stage1['model']['weights_hash']})" if stage1 else "")
            + (f"; the rows of the new recipe's stage 1 (step {new1['model'].get('step')}, before its stage 2; the "
@@ -272,8 +276,9 @@ def codec_eval() -> list[str]:
                      f"{v['model']['weights_hash']})" for label, v in trials) + ".", "",
            "| system | kbps | SI-SDR mean (median), dB | mel | PESQ wb | WER (Whisper base, it) |",
            "|---|---|---|---|---|---|"]
-    runs = [("", r)] + ([("stage 1 only: ", stage1)] if stage1 else []) + ([("new recipe, stage 1: ", new1)]
-                                                                          if new1 else [])
+    runs = [("", r)] + ([("first SEANet run: ", seanet)] if seanet else [])
+    runs += [("stage 1 only: ", stage1)] if stage1 else []
+    runs += ([("new recipe, stage 1: ", new1)] if new1 else [])
     runs += [(f"new recipe, stage 2 at step {g['model']['step']}: ", g) for g in gans]
     runs += [(f"{label}, step {v['model']['step']}: ", v) for label, v in trials]
     for label, res in runs:

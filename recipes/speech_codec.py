@@ -1,16 +1,21 @@
-"""Recipe for the bundled ``speech-codec`` (16 kHz, 50 Hz frames, 12 codebooks of 1024: 1.5 / 3 / 6 kbps).
+"""Recipe for the bundled ``speech-codec`` (16 kHz, 50 Hz frames, 12 codebooks of 1024: 1.5 / 3 / 6 kbps): the
+frequency-domain codec, an encoder reading STFT log-magnitudes, residual VQ and a Vocos decoder (codec/model.py).
 
     python recipes/speech_codec.py data      # the speech corpus from Debian packages (scripts/install.d/codec.sh),
                                              # once: ~8.4 h of audio, ~5 min to decode and resample
+    python recipes/speech_codec.py train-spectral  # 8,000 steps from scratch (preset speech-codec-spectral)
+                                             # -> runs/speech-codec-spectral-export
+    python recipes/speech_codec.py train-spectral-gan  # its second stage: 1,000 steps with the discriminator
+                                             # (speech-codec-spectral-gan) -> runs/speech-codec-spectral-gan-export
+    python recipes/speech_codec.py export    # that stage's EMA codec, float16 -> src/genlab/assets/speech-codec
+    python recipes/speech_codec.py eval      # benchmarks/codec_eval.py on the bundle (vs Opus; WER on 30 prompts)
+
+The SEANet codec (waveform encoder and decoder, three stages), measured below and not bundled:
+
     python recipes/speech_codec.py train     # stages 0, 1 and 2; resumable: rerun to continue
-    python recipes/speech_codec.py export    # stage 2's EMA codec, float16 -> src/genlab/assets/speech-codec
     python recipes/speech_codec.py export-stage1   # stage 1's latest EMA codec -> runs/speech-codec-stage1-export
-    python recipes/speech_codec.py eval      # benchmarks/codec_eval.py on the export (vs Opus; WER on 30 prompts)
     python recipes/speech_codec.py train-istft  # a Vocos decoder for stage 2's frozen encoder and codebooks
                                              # -> runs/speech-codec-istft-export
-    python recipes/speech_codec.py train-spectral  # the frequency-domain codec from scratch (STFT encoder, Vocos
-                                             # decoder) -> runs/speech-codec-spectral-export
-    python recipes/speech_codec.py train-spectral-gan  # its second stage, with the discriminator
     python recipes/speech_codec.py frequency-trial W   # 600 steps on from stage 1 with EnCodec's frequency loss
                                              # weighted W (0: the control), exported to runs/codec-freq-trial-wW-export
     python recipes/speech_codec.py smoke     # 2 steps of each stage in runs/speech-codec*-smoke (10.8 min beside
@@ -73,7 +78,15 @@ EPYC by its metrics' clock; codec_eval_spectral_8000.json, the same command on r
 encoder reading the STFT log-magnitudes and the Vocos decoder, trained from scratch on the log-mel and STFT losses.
 At 6 kbps mel 0.227, PESQ 1.37, WER 0.76 (CER 0.31), each the best of any run so far, but 2.56 at 3 kbps and 1.74 at
 1.5 (Whisper loops), and the bands from 500 Hz to 2 kHz still 2.6-3.5 dB low: not intelligible yet. Its second stage
-with the discriminator (``train-spectral-gan``) is next.
+with the discriminator (``train-spectral-gan``, constant rate) first ran for 1,750 steps of a planned 6,000: there
+Whisper no longer looped at 3 and 1.5 kbps (WER 0.76 / 0.78 / 0.85 at 6 / 3 / 1.5 kbps, PESQ 1.39 at 6 kbps,
+codec_eval_spectral_gan_1750.json); that run was lost with the machine it ran on.
+
+The bundle (2026-12-06, a new machine): both stages again, the first in 8,000 steps (weights not bit-identical to the
+earlier run's), the second stopped at 1,000 steps (2.8 s a step on 2 idle cores of the AMD EPYC, the time the
+session had). codec_eval.json (``eval``): WER 0.68 / 0.76 / 0.92 at 6 / 3 / 1.5 kbps (Opus at 6 kbps 0.27, the
+original audio 0.19), PESQ 1.36 / 1.35 / 1.30 (Opus 2.22), mel 0.235 / 0.236 / 0.247 (Opus 0.317). Understood at
+every bitrate, not yet well: more adversarial steps, which helped the low bitrates most, are the next thing to try.
 
 On one GPU, in a call of at most 10 minutes to a machine that receives at most 64 MiB and has no data packages:
 
@@ -163,7 +176,7 @@ def frequency_trial(weight: float) -> int:
     return rc
 
 
-def export(source: Path = STAGE2, out: Path = OUT) -> None:
+def export(source: Path = SPECTRAL_GAN, out: Path = OUT) -> None:
     """``source``'s EMA codec (its latest checkpoint), in float16, to ``out``."""
     ckpt = load_checkpoint(source, kind="codec")
     ema = ckpt.ema if ckpt.ema is not None else {k.removeprefix("codec."): v for k, v in ckpt.model.items()

@@ -67,9 +67,8 @@ REGISTRY: dict[str, NamedModel] = {
                                 asset="sprites-video", install="reinstall genlab"),
     "sprites-video-frames": NamedModel("the frame-by-frame baseline of sprites-video (recipes/sprites_video.py)",
                                        asset="sprites-video-frames", install="reinstall genlab"),
-    "speech-codec": NamedModel("SEANet + residual VQ speech codec, 16 kHz (recipes/speech_codec.py)",
-                               asset="speech-codec", install="train it: python recipes/speech_codec.py train "
-                                                             "&& python recipes/speech_codec.py export"),
+    "speech-codec": NamedModel("STFT encoder + residual VQ + Vocos decoder speech codec, 16 kHz "
+                               "(recipes/speech_codec.py)", asset="speech-codec", install="reinstall genlab"),
     "speech-tts": NamedModel("FastSpeech + GE2E voice bundle, Griffin-Lim (recipes/tts_speech.py)", asset="speech-tts",
                              install="train it: python recipes/tts_speech.py data|speaker|acoustic|vocoder|export"),
     "emoji-features-32": NamedModel("emoji feature network for FID (recipes/emoji_features.py)",

@@ -178,6 +178,23 @@ def test_streaming_equals_one_pass_when_the_context_covers_the_receptive_field(t
     assert audio.shape == reference.shape and np.abs(audio - reference).max() < 1e-5
 
 
+def test_the_frequency_domain_codec_streams_as_it_runs_in_one_pass(tmp_path):
+    """The bundled codec's kind (STFT encoder, Vocos decoder: neither causal) streamed with a context wider than
+    its receptive field gives the codes and samples of one pass."""
+    cfg = CodecConfig(sample_rate=8000, ratios=(4, 4), dimension=8, codebook_size=16, n_q=3, lstm_layers=0,
+                      encoder="stft", decoder="istft", stft_width=16, stft_layers=2, istft_width=16, istft_layers=2)
+    loaded = load(_save_codec(tmp_path / "c", cfg))
+    x = np.random.default_rng(1).standard_normal(8000 * 3 + 50).astype(np.float32) * 0.3
+    blocks = (x[i : i + 2500] for i in range(0, len(x), 2500))
+    streaming = Streaming(chunk_seconds=0.7, context_seconds=0.1)  # 350-frame windows, 50 frames of context
+    codes, n = encode_stream(loaded.codec, blocks, 3, streaming)
+    whole = loaded.codec.encode(torch.from_numpy(x)[None, None], 3)[0]
+    assert n == len(x) and torch.equal(codes.long(), whole)
+    audio = np.concatenate(list(decode_stream(loaded.codec, whole, streaming)))
+    reference = loaded.codec.decode(whole[None])[0, 0].numpy()
+    assert audio.shape == reference.shape and np.abs(audio - reference).max() < 1e-5
+
+
 def test_an_hour_streams_in_bounded_memory(tmp_path):
     """A one-hour 8 kHz file (57.6 MB; 115 MB as float32): encoding it raises the process's peak memory by much less
     than the file's size over what the imports hold, and the tokens cover the whole hour."""

@@ -120,10 +120,14 @@ PRESETS: dict[str, CodecRun] = {
                     grad_clip=10.0, ema_decay=0.999, ckpt_every=250, eval_every=1000),
     ),
     # Its second stage: the multi-scale STFT discriminator added (hinge, feature matching), from the first's EMA.
+    # 1,000 steps at a constant rate, so a shorter run is the first steps of a longer one. First set to 6,000; in
+    # that run Whisper no longer looped at 3 and 1.5 kbps by step 1,750 (codec_eval_spectral_gan_1750.json). The
+    # bundled run stopped at 1,000: on 2 cores of the AMD EPYC of 2026-12-06 a step took 2.8 s, and the session
+    # had not the time for more.
     "speech-codec-spectral-gan": CodecRun(
         CodecModelConfig(replace(SPEECH_CODEC, encoder="stft", decoder="istft", lstm_layers=0),
                          DiscriminatorConfig(filters=16, n_ffts=(1024, 512, 256)), LossWeights(time=0.0)),
-        TrainConfig(steps=6000, batch_size=8, lr=2e-4, beta1=0.8, beta2=0.9, warmup_steps=0, schedule="constant",
+        TrainConfig(steps=1000, batch_size=8, lr=2e-4, beta1=0.8, beta2=0.9, warmup_steps=0, schedule="constant",
                     grad_clip=10.0, ema_decay=0.999, ckpt_every=250, eval_every=1000),
     ),
     # EnCodec 24 kHz exactly (the shape that Hugging Face's facebook/encodec_24khz weights load into).

@@ -84,4 +84,8 @@ def tour_section(out_dir: Path, quick: bool, model: str = "speech-codec") -> str
         f"so {cfg.frame_rate:g} x n_q tokens a second) and through Opus.</p>"
         + "".join(figures)
         + "<table><tr><th>version</th><th>SI-SDR (dB)</th><th>mel distance</th></tr>" + "".join(rows) + "</table>"
+        + ("<p>SI-SDR compares waveforms sample by sample, so it is far below zero for this decoder, which makes "
+           "up each frame's phase (Vocos) rather than keeping the input's; the mel distance compares what is heard. "
+           "benchmarks/results/codec_eval.json has PESQ and Whisper's word error rate on held-out speakers.</p>"
+           if cfg.decoder == "istft" else "")
     )

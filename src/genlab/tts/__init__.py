@@ -6,8 +6,9 @@ d-vector (:mod:`.speaker`, :mod:`.voice`). Entry points: :func:`.api.load`, :fun
 
 Why a duration-based acoustic model and not a codec-token language model (VALL-E, Wang et al. 2023), in numbers:
 
-- The alphabet a codec LM needs does not exist yet here: the bundled ``speech-codec`` is untrained, and a codec LM
-  can only be as good as the codec under it; FastSpeech needs nothing but mel frames.
+- The alphabet a codec LM needs is not good enough yet: Whisper base's WER on speech through the bundled
+  ``speech-codec`` is 0.68 at 6 kbps against 0.19 on the original (benchmarks/results/codec_eval.json), and a codec
+  LM can only be as good as the codec under it; FastSpeech needs nothing but mel frames.
 - Alignment: espeak reports where every phoneme starts, so the 2,000 training utterances (2.9 h, ~70 phonemes and
   ~444 frames each) come with exact durations and the duration-based model needs no aligner. A codec LM must learn
   the alignment itself through attention; VALL-E did so from 60,000 h (LibriLight), ~20,000x this corpus, and
@@ -16,6 +17,6 @@ Why a duration-based acoustic model and not a codec-token language model (VALL-E
   (delay pattern) is ~260 sequential transformer steps for the same 5.2 s, each a full decoder step.
 - Bounded output: the length regulator fixes the length from the predicted durations; an autoregressive model
   must learn when to stop (a failure mode the streaming long-text path would have to guard against).
-The codec-token route stays open: once the codec is trained its tokens are an :class:`~genlab.data.alphabet.Alphabet`
+The codec-token route stays open: the codec's tokens are an :class:`~genlab.data.alphabet.Alphabet`
 and ``genlab.lm`` + ``genlab.sampling`` can model them.
 """
