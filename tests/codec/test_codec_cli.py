@@ -161,38 +161,35 @@ def test_corrupt_token_files_are_one_line_and_exit_2(tmp_path, capsys, model):
         capsys, "codec", "decode", str(good), "--out", str(tmp_path / "y.mp4"))
 
 
+def _streams_as_one_pass(loaded, x: np.ndarray, read: int, streaming: Streaming) -> None:
+    """Encoding ``x`` read ``read`` samples at a time, and decoding its codes, window by window give exactly the
+    codes and (to float rounding) the samples of one pass over the whole signal."""
+    blocks = (x[i : i + read] for i in range(0, len(x), read))  # reads that do not line up with the windows
+    codes, n = encode_stream(loaded.codec, blocks, 3, streaming)
+    whole = loaded.codec.encode(torch.from_numpy(x)[None, None], 3)[0]
+    assert n == len(x) and torch.equal(codes.long(), whole)
+    audio = np.concatenate(list(decode_stream(loaded.codec, whole, streaming)))
+    reference = loaded.codec.decode(whole[None])[0, 0].numpy()
+    assert audio.shape == reference.shape and np.abs(audio - reference).max() < 1e-5
+
+
 def test_streaming_equals_one_pass_when_the_context_covers_the_receptive_field(tmp_path):
     """Without the LSTM the causal codec sees a finite past: windows with enough context give exactly the codes
     and samples of encoding the whole signal at once."""
     cfg = CodecConfig(sample_rate=8000, n_filters=2, ratios=(4, 4), dimension=8, codebook_size=16, n_q=3,
                       lstm_layers=0)
-    loaded = load(_save_codec(tmp_path / "c", cfg))
     x = np.random.default_rng(0).standard_normal(8000 * 5 + 77).astype(np.float32) * 0.3
-    blocks = (x[i : i + 3000] for i in range(0, len(x), 3000))  # reads that do not line up with the windows
-    streaming = Streaming(chunk_seconds=1.3, context_seconds=0.1)
-    codes, n = encode_stream(loaded.codec, blocks, 3, streaming)
-    whole = loaded.codec.encode(torch.from_numpy(x)[None, None], 3)[0]
-    assert n == len(x) and torch.equal(codes.long(), whole)
-    audio = np.concatenate(list(decode_stream(loaded.codec, whole, streaming)))
-    reference = loaded.codec.decode(whole[None])[0, 0].numpy()
-    assert audio.shape == reference.shape and np.abs(audio - reference).max() < 1e-5
+    _streams_as_one_pass(load(_save_codec(tmp_path / "c", cfg)), x, 3000, Streaming(1.3, context_seconds=0.1))
 
 
 def test_the_frequency_domain_codec_streams_as_it_runs_in_one_pass(tmp_path):
     """The bundled codec's kind (STFT encoder, Vocos decoder: neither causal) streamed with a context wider than
-    its receptive field gives the codes and samples of one pass."""
+    its receptive field gives the codes and samples of one pass (with 1 frame of context it does not)."""
     cfg = CodecConfig(sample_rate=8000, ratios=(4, 4), dimension=8, codebook_size=16, n_q=3, lstm_layers=0,
                       encoder="stft", decoder="istft", stft_width=16, stft_layers=2, istft_width=16, istft_layers=2)
-    loaded = load(_save_codec(tmp_path / "c", cfg))
     x = np.random.default_rng(1).standard_normal(8000 * 3 + 50).astype(np.float32) * 0.3
-    blocks = (x[i : i + 2500] for i in range(0, len(x), 2500))
-    streaming = Streaming(chunk_seconds=0.7, context_seconds=0.1)  # 350-frame windows, 50 frames of context
-    codes, n = encode_stream(loaded.codec, blocks, 3, streaming)
-    whole = loaded.codec.encode(torch.from_numpy(x)[None, None], 3)[0]
-    assert n == len(x) and torch.equal(codes.long(), whole)
-    audio = np.concatenate(list(decode_stream(loaded.codec, whole, streaming)))
-    reference = loaded.codec.decode(whole[None])[0, 0].numpy()
-    assert audio.shape == reference.shape and np.abs(audio - reference).max() < 1e-5
+    # 350-frame windows, 50 frames of context.
+    _streams_as_one_pass(load(_save_codec(tmp_path / "c", cfg)), x, 2500, Streaming(0.7, context_seconds=0.1))
 
 
 def test_an_hour_streams_in_bounded_memory(tmp_path):
