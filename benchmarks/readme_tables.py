@@ -241,10 +241,9 @@ TRIALS = (("codec_eval_istft_[0-9]*.json", "Vocos decoder on stage 2's frozen to
 
 
 def codec_eval() -> list[str]:
-    # codec_eval_seanet and codec_eval_stage1: the old two-stage recipe; codec_eval_new_stage1: stage 1 of the
-    # three-stage recipe (fan-in initialisation, waveform L1 first), measured before its stage 2 had run;
-    # codec_eval_gan_<step>: that recipe's stage 2 (GAN) at a step, in step order.
-    # codec_eval: the bundled speech-codec; codec_eval_seanet: the first full run (the old two-stage recipe).
+    # codec_eval: the bundled speech-codec; codec_eval_seanet (the first full run) and codec_eval_stage1: the old
+    # two-stage recipe; codec_eval_new_stage1: stage 1 of the three-stage recipe (fan-in initialisation, waveform L1
+    # first), measured before its stage 2 had run; codec_eval_gan_<step>: that recipe's stage 2 (GAN) at a step.
     r, stage1, new1 = _load("codec_eval"), _load("codec_eval_stage1"), _load("codec_eval_new_stage1")
     seanet = _load("codec_eval_seanet")
     # Only codec_eval_gan_<step>: the other codec_eval_gan_* files (bands, unquantised) are listed with their commands.
