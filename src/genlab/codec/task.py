@@ -122,8 +122,8 @@ PRESETS: dict[str, CodecRun] = {
     # Its second stage: the multi-scale STFT discriminator added (hinge, feature matching), from the first's EMA.
     # 1,000 steps at a constant rate, so a shorter run is the first steps of a longer one. First set to 6,000; in
     # that run Whisper no longer looped at 3 and 1.5 kbps by step 1,750 (codec_eval_spectral_gan_1750.json). The
-    # bundled run stopped at 1,000: on 2 cores of the AMD EPYC of 2026-12-06 a step took 2.8 s, and the session
-    # had not the time for more.
+    # bundled run stopped at 1,000: on 2 cores of the AMD EPYC of 2026-12-06 a step took 2.8 s, and that session
+    # had no time for more.
     "speech-codec-spectral-gan": CodecRun(
         CodecModelConfig(replace(SPEECH_CODEC, encoder="stft", decoder="istft", lstm_layers=0),
                          DiscriminatorConfig(filters=16, n_ffts=(1024, 512, 256)), LossWeights(time=0.0)),
