@@ -31,8 +31,6 @@ from .segments import window_segments
 from .tokenizer import WhisperTokenizer
 from .windows import LEAD_FRAMES, FileLogMel, Todo, Window, long_log_mel, speech_groups  # noqa: F401
 
-REACH_SECONDS = 0.5  # how far before the end of its speech a packed window may end (LongForm._reach)
-
 
 @dataclass(frozen=True)
 class TranscribeOptions:
@@ -242,8 +240,8 @@ class LongForm:
         Windows decoded together are not conditioned: the text before them is not decoded yet.
 
         The decoder tends to stop after the second-to-last of the utterances packed in a window: a packed window
-        may not end before its timestamps reach the last half second of the speech the gate heard (a window cut at
-        30 s out of a longer utterance seeks as usual). A lone window may end anywhere, as in openai-whisper and
+        may not end before its timestamps reach the last second of the speech the gate heard (a window cut at 30 s
+        out of a longer utterance seeks as usual). A lone window may end anywhere, as in openai-whisper and
         faster-whisper: a retry kept from ending there wrote words over the sound it held. (Where the last
         utterance of a packed window ends with a sound that the gate joined to it, the rule may still push words
         onto the sound; window_segments drops words timed outside the speech the gate heard.)"""
@@ -263,15 +261,10 @@ class LongForm:
         return self.options
 
     def _reach(self, w: Window) -> float | None:
-        """Where a packed window's timestamps must reach before it may end (window seconds), or None: REACH_SECONDS
-        before the end of the speech the gate heard. With a second there (the length of the lead before each
-        utterance, which it used to share), beam 5 ended the first window of dev-ru-festvox-b 0.64 s before the
-        end of its last utterance and lost its last word, "равнину" (tests/asr/test_asr_longform.py); a window
-        whose text falls short of its end by less than EARLY_END_SECONDS is not decoded again
-        (segments.split_at_pieces)."""
+        """Where a packed window's timestamps must reach before it may end (window seconds), or None."""
         if self.todo is None or w.cut_from is not None or len(w.pieces) == 1:
             return None
-        return w.bounds()[-1][1] / FRAMES_PER_SECOND - REACH_SECONDS
+        return (w.bounds()[-1][1] - LEAD_FRAMES) / FRAMES_PER_SECOND
 
     def _accept(self, wins: list[Window], decoded, features: torch.Tensor, audio_kv) -> None:
         """Each window's segments join the waiting ones; the undecoded rest goes back to the plan."""
