@@ -436,3 +436,29 @@ def test_guided_generate_with_cache_equals_without(tiny_lm):
     assert torch.equal(full, cached)
     assert not torch.equal(full, S.generate(S.guided(_conditioned_step(tiny_lm, cond), 0.0), prompt,
                                             max_new_tokens=12))
+
+
+# A step over tokens 0 (end), 1 (a), 2 (b), 3 (the prompt), by the text after the prompt: next-token probabilities.
+_ENDS = {(): [0.0067, 0.9048, 0.0821, 0.0064], (1,): [0.35, 0.6, 0.04, 0.01], (2,): [0.9, 0.05, 0.04, 0.01],
+         (1, 1): [0.9, 0.05, 0.04, 0.01]}
+
+
+def _table_step(tokens: torch.Tensor, cache) -> torch.Tensor:
+    rows = [_ENDS.get(tuple(r[1:]), [0.25] * 4) for r in tokens.tolist()]
+    return torch.tensor(rows).log()
+
+
+@pytest.mark.parametrize("within", [False, True])
+def test_patience_beam_search_ends_within_the_beam(within):
+    """Two beams; at the second step the candidates rank a-a (live), a-end, b-end, a-b (live). openai-whisper's rule
+    counts both ends (b-end ranks third, below the beam) and stops with the two short texts; CTranslate2's
+    (``end_within_beam``) counts only a-end, runs on, and ends a-a, the best text per token."""
+    found = S.patience_beam_search(_table_step, torch.tensor([[3], [3]]), num_beams=2, max_new_tokens=5,
+                                   eos_token_id=0, end_within_beam=within)[0]
+    got = {tuple(seq[1:]): round(lp, 3) for seq, lp in found}
+    lp = {k: [math.log(p) for p in v] for k, v in _ENDS.items()}
+    a_end = round(lp[()][1] + lp[(1,)][0], 3)
+    if within:
+        assert got == {(1, 0): a_end, (1, 1, 0): round(lp[()][1] + lp[(1,)][1] + lp[(1, 1)][0], 3)}
+    else:
+        assert got == {(1, 0): a_end, (2, 0): round(lp[()][2] + lp[(2,)][0], 3)}

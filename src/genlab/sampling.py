@@ -326,7 +326,7 @@ def beam_search(step: Step, prompt: torch.Tensor, *, num_beams: int, max_new_tok
 
 def patience_beam_search(step: Step, prompt: torch.Tensor, *, num_beams: int, max_new_tokens: int,
                          eos_token_id: int, patience: float = 1.0, processors: Sequence[Processor] = (),
-                         cache: Any = None) -> list[list[tuple[list[int], float]]]:
+                         cache: Any = None, end_within_beam: bool = False) -> list[list[tuple[list[int], float]]]:
     """Beam search with controlled patience (Kasai et al. 2022, "Beam Decoding with Controlled Patience"), as
     openai-whisper's ``BeamSearchDecoder``: each step every live hypothesis proposes its ``num_beams + 1`` most likely
     next tokens and the ``num_beams`` best continuations that do not end live on; a prompt is done once
@@ -335,6 +335,11 @@ def patience_beam_search(step: Step, prompt: torch.Tensor, *, num_beams: int, ma
     a cache, if given, holds those rows and is reordered with ``cache.reorder``. Returns per prompt the ended
     hypotheses (the live ones too where fewer than ``num_beams`` ended) as ``(tokens, summed log-probability)``,
     for the caller to rank.
+
+    ``end_within_beam``: a hypothesis ends only where its end ranks among the step's ``num_beams`` best candidates
+    (every such end counts), as in CTranslate2's beam search (faster-whisper's) and HF's. openai-whisper's rule
+    (False) also counts ends ranked below them, down to the last continuation kept, until the patience is full:
+    ends the beam itself would not keep can fill the finished set and stop the search before a longer text ends.
     """
     _check_prompt(prompt, max_new_tokens)
     tokens, new, K = prompt, prompt, num_beams
@@ -351,9 +356,9 @@ def patience_beam_search(step: Step, prompt: torch.Tensor, *, num_beams: int, ma
             parents = [b * K] if i == 0 else range(b * K, (b + 1) * K)
             candidates = [(sum_logprobs[j] + lp, j, t) for j in parents for lp, t in zip(top_lp[j], top_tok[j])]
             kept = 0
-            for score, j, t in sorted(candidates, key=lambda c: c[0], reverse=True):  # stable: ties keep order
+            for rank, (score, j, t) in enumerate(sorted(candidates, key=lambda c: c[0], reverse=True)):  # stable
                 if t == eos_token_id:
-                    if len(finished[b]) < max_finished:
+                    if rank < K if end_within_beam else len(finished[b]) < max_finished:
                         finished[b].setdefault((*tokens[j].tolist(), t), score)
                     continue
                 # At the first step every row holds the same tokens and cache: each keeps its own.

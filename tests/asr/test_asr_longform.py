@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 AST = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 FESTVOX = Path("/usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav")
@@ -165,3 +166,37 @@ def test_a_piece_a_packed_window_gave_no_text_is_decoded_alone_at_once(base, mon
         holding = [w for w in windows if any(min(b, e) > max(a, s) for s, e in w)]
         assert len(holding) <= 2, (a, b, windows)
     _check(r, utts)
+
+
+@needs_base
+def test_beam_search_ends_hypotheses_as_faster_whisper_does(base):
+    """dev-fr-june-b's first packed window, exactly as benchmarks/longform.py builds and
+    the gate plans it, decoded at beam 5 with no end rule: the same tokens as CTranslate2's beam search (faster-
+    whisper's) on the same log-mel. With openai-whisper's rule two ends ranked below the beam filled the finished
+    set and the text stopped after the fifth utterance (81 tokens, -0.212 a token), where CTranslate2's goes on
+    to the sixth (99 tokens, -0.196 a token)."""
+    import sys
+
+    from genlab.asr.decoding import DecodingOptions, decode, suppress_token_list
+    from genlab.asr.vad import speech_regions
+    from genlab.asr.windows import FileLogMel, Todo, speech_groups
+
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    longform = pytest.importorskip("longform")
+    asr_speed = pytest.importorskip("asr_speed")
+    _need(Path("/usr/share/asterisk/sounds/fr_CA_f_June"), longform.SONIC, longform.SOUNDFONT)
+    audio, _ = longform.build("dev-fr-june-b")
+    mel = FileLogMel(audio, 80)
+    win = Todo(speech_groups(speech_regions(audio)), mel.shape[-1] - 3000).plan(1)[0]
+    x = np.zeros((1, 80, 3000), np.float32)
+    x[0, :, : win.frames] = win.gather(mel).numpy()
+    tok = base.tokenizer.with_options(language="fr", task="transcribe")
+    opts = DecodingOptions(language="fr", beam_size=5)
+    ours = decode(base.model, torch.from_numpy(x), tok, opts)[0].tokens
+    ct2 = ctranslate2.models.Whisper(asr_speed.ct2_dir(), device="cpu", compute_type="float32", intra_threads=2)
+    theirs = ct2.generate(ctranslate2.StorageView.from_array(x), [list(tok.sot_sequence)], beam_size=5, patience=1,
+                          length_penalty=1, max_length=448, suppress_blank=True,
+                          suppress_tokens=suppress_token_list(opts, tok), max_initial_timestamp_index=50)
+    assert ours == theirs[0].sequences_ids[0]
+    assert len(ours) == 99

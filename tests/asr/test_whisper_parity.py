@@ -119,8 +119,9 @@ def test_greedy_tokens_match_openai_whisper():
 
 
 def test_beam_search_matches_openai_whisper():
-    """Beam 5 on a tiny random model: the same tokens and log-probability as openai-whisper's BeamSearchDecoder,
-    with and without timestamps; two windows decoded together give what each gives alone (openai-whisper's beam
+    """Beam 5 on a tiny random model, with openai-whisper's rule for when a hypothesis ends
+    (``end_within_beam=False``): the same tokens and log-probability as its BeamSearchDecoder, with and without
+    timestamps; two windows decoded together give what each gives alone (openai-whisper's beam
     search fails on more than one window, so that is checked against genlab itself)."""
     whisper = pytest.importorskip("whisper")
     from genlab.asr.api import package_dir
@@ -135,7 +136,7 @@ def test_beam_search_matches_openai_whisper():
     torch.manual_seed(4)
     mel = torch.randn(2, 80, 3000) * 0.5
     for opts in (dict(without_timestamps=True), dict(without_timestamps=False)):
-        options = DecodingOptions(language="en", sample_len=24, beam_size=5, **opts)
+        options = DecodingOptions(language="en", sample_len=24, beam_size=5, end_within_beam=False, **opts)
         alone = [decode(m, mel[i : i + 1], tok, options)[0] for i in range(2)]
         for i, ours in enumerate(alone):
             reference = whisper.DecodingOptions(language="en", sample_len=24, beam_size=5, fp16=False, **opts)

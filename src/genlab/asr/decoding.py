@@ -8,7 +8,8 @@ uses to accept a window or fall back to sampling at a higher temperature.
 What is Whisper's lives here: the prompt layout, the logit filters (functions over ``(B, V)`` logits), the
 no-speech probability, language identification and the ranking of candidates. The token loops are genlab's one
 autoregressive loop (:mod:`genlab.sampling`): ``generate`` for greedy decoding and sampling, and
-``patience_beam_search`` (openai-whisper's beam search) over a step that runs the model with its cache.
+``patience_beam_search`` (openai-whisper's beam search; by default a hypothesis ends as in faster-whisper's, see
+``DecodingOptions.end_within_beam``) over a step that runs the model with its cache.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class DecodingOptions:
     best_of: int | None = None  # independent samples at temperature > 0; the best is kept
     beam_size: int | None = None  # None or 1: greedy
     patience: float = 1.0  # beam search stops after round(beam_size * patience) finished hypotheses
+    # Beam search: a hypothesis ends only where its <|endoftext|> ranks among the beam_size best candidates of the
+    # step, as in faster-whisper (CTranslate2); False: openai-whisper's rule (genlab.sampling.patience_beam_search).
+    end_within_beam: bool = True
     length_penalty: float | None = None  # None: rank by log-prob / length
     prompt: list[int] | str | None = None  # previous text, after <|startofprev|>
     suppress_tokens: str | list[int] | None = "-1"  # -1: the non-speech symbols
@@ -280,7 +284,7 @@ def _decode_group(
         if beam:
             found = sampling.patience_beam_search(step, tokens, num_beams=beam, max_new_tokens=sample_len,
                                                   eos_token_id=tok.eot, patience=opts.patience, processors=[rules],
-                                                  cache=cache)
+                                                  cache=cache, end_within_beam=opts.end_within_beam)
             seqs, sum_lp = [[c[0] for c in window] for window in found], [[c[1] for c in window] for window in found]
         else:
             hot = opts.temperature > 0
