@@ -358,7 +358,8 @@ def patience_beam_search(step: Step, prompt: torch.Tensor, *, num_beams: int, ma
             kept = 0
             for rank, (score, j, t) in enumerate(sorted(candidates, key=lambda c: c[0], reverse=True)):  # stable
                 if t == eos_token_id:
-                    if rank < K if end_within_beam else len(finished[b]) < max_finished:
+                    counts = rank < K if end_within_beam else len(finished[b]) < max_finished
+                    if counts:
                         finished[b].setdefault((*tokens[j].tolist(), t), score)
                     continue
                 # At the first step every row holds the same tokens and cache: each keeps its own.

@@ -170,11 +170,11 @@ def test_a_piece_a_packed_window_gave_no_text_is_decoded_alone_at_once(base, mon
 
 @needs_base
 def test_beam_search_ends_hypotheses_as_faster_whisper_does(base):
-    """dev-fr-june-b's first packed window, exactly as benchmarks/longform.py builds and
-    the gate plans it, decoded at beam 5 with no end rule: the same tokens as CTranslate2's beam search (faster-
-    whisper's) on the same log-mel. With openai-whisper's rule two ends ranked below the beam filled the finished
-    set and the text stopped after the fifth utterance (81 tokens, -0.212 a token), where CTranslate2's goes on
-    to the sixth (99 tokens, -0.196 a token)."""
+    """dev-fr-june-b's first packed window, exactly as benchmarks/longform.py builds it and the gate plans it,
+    decoded at beam 5 with no end rule: the same tokens as CTranslate2's beam search (faster-whisper's) on the same
+    log-mel. With openai-whisper's rule, ends ranked below the beam filled the finished set and the text stopped
+    after the fifth utterance (81 tokens, -0.212 a token), where CTranslate2's goes on to the sixth (99 tokens,
+    -0.196 a token)."""
     import sys
 
     from genlab.asr.decoding import DecodingOptions, decode, suppress_token_list
