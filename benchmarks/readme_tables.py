@@ -149,7 +149,24 @@ def asr_longform() -> list[str]:
                 continue
             out.append(f"| {f} | {beam} | {_fmt(g['wer'])} / {_fmt(w['wer'])} | {g['invented_words']} / "
                        f"{w['invented_words']} | {g['boundaries']['errors']} / {w['boundaries']['errors']} |")
-    return out + [""]
+    return out + [""] + _longform_pooled()
+
+
+def _longform_pooled() -> list[str]:
+    """The same texts pooled over the test files, with the paired bootstrap's interval of the difference."""
+    r = _load("longform_pooled_test")
+    if r is None:
+        return []
+    parts = []
+    for beam, v in r["beams"].items():
+        p = v["pooled"]
+        lo, hi = (100 * x for x in p["difference_95"])
+        parts.append(f"{beam.replace('beam', 'beam ')}: genlab {100 * p['wer'][0]:.1f} %, "
+                     f"faster-whisper {100 * p['wer'][1]:.1f} % "
+                     f"({p['errors'][0]} and {p['errors'][1]} errors in {p['words']} words; difference "
+                     f"{100 * p['difference']:+.1f} points, 95 % interval {lo:+.1f} to {hi:+.1f})")
+    return [f"Pooled over the files with text, the difference in WER with a paired bootstrap over utterances "
+            f"({r['draws']} draws, seed {r['seed']}; `{r['command']}`): " + "; ".join(parts) + ".", ""]
 
 
 def speech_asr() -> list[str]:
