@@ -107,8 +107,7 @@ def main() -> None:
     args = ap.parse_args()
     texts = runs(args.split)
     rng = np.random.default_rng(args.seed)
-    result = {"command": "python benchmarks/longform_pooled.py " + " ".join(sys.argv[1:]), "split": args.split,
-              "draws": args.draws, "seed": args.seed, "systems": SYSTEMS, "beams": {}}
+    result = {"split": args.split, "draws": args.draws, "seed": args.seed, "systems": SYSTEMS, "beams": {}}
     for beam in (int(b) for b in args.beams.split(",")):
         names = sorted({n for n, s, b in texts if b == beam and all((n, x, b) in texts for x in SYSTEMS)})
         files, pooled_words, pooled = {}, [], {s: [] for s in SYSTEMS}
